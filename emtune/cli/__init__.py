@@ -1,0 +1,39 @@
+"""The `emtune` command: one sub-command per pipeline step, each a thin call into the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from emtune.cli.app import app
+from emtune.errors import EmtuneError
+
+# Each module registers its commands on `app` when imported.
+from emtune.cli import bench, model  # noqa: E402,F401  isort: skip
+
+_stderr = Console(stderr=True)
+
+
+def main() -> None:
+    """Console-script entry: user errors print one line and exit 2; bugs keep their traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        app(standalone_mode=False)
+    except EmtuneError as err:
+        _stderr.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,1 @@
+"""Prompt sets for training and the benchmark registry for evaluation."""

@@ -1,0 +1,1 @@
+"""Benchmark evaluation: generation backends, grading, metrics."""

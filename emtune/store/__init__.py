@@ -1,0 +1,1 @@
+"""Checkpoint stores: local folders and S3, with integrity manifests."""

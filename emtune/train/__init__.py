@@ -1,0 +1,1 @@
+"""The entropy-minimisation trainer: rollouts, loss, optimizer step, checkpoints."""
