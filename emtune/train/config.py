@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -23,8 +22,10 @@ class LoraConfig(Section):
 
 
 class TrainConfig(Section):
-    prompts: Path | None = Field(
-        None, description="Prompt set (prompts.parquet from `emtune prep`, or parquet/jsonl); unset: data.output."
+    prompts: str | None = Field(
+        None,
+        description="Prompt set: prep's output folder or prompts.parquet, a parquet/jsonl file, or 'builtin:demo'; "
+        "unset: data.output.",
     )
     max_steps: int = Field(10, ge=1, description="Optimizer updates to run (not micro-batches).")
     rollouts_per_step: int = Field(64, ge=1, description="Completions sampled per step: the effective batch.")

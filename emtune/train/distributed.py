@@ -1,0 +1,99 @@
+"""Accelerate + DeepSpeed set-up for `train.strategy`: none | ddp | zero2 | zero3, on CPU (gloo) or GPUs.
+
+Works under `torchrun` and `accelerate launch` with env-based rendezvous; nothing assumes one node.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from emtune.errors import TrainingError
+from emtune.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one step's rollouts split over ranks and micro-batches."""
+
+    world_size: int
+    rank: int
+    rollouts_per_rank: int
+    micro_batches_per_rank: int
+
+
+def world_from_env() -> tuple[int, int]:
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+
+
+def plan_geometry(cfg: TrainConfig, world_size: int, rank: int) -> Geometry:
+    share = world_size * cfg.micro_batch_size
+    if cfg.rollouts_per_step % share:
+        raise TrainingError(
+            f"train.rollouts_per_step {cfg.rollouts_per_step} is not divisible by world_size {world_size} x "
+            f"train.micro_batch_size {cfg.micro_batch_size} = {share}"
+        )
+    per_rank = cfg.rollouts_per_step // world_size
+    return Geometry(world_size, rank, per_rank, per_rank // cfg.micro_batch_size)
+
+
+def deepspeed_config(cfg: TrainConfig, geometry: Geometry) -> dict[str, Any]:
+    stage = {"zero2": 2, "zero3": 3}[cfg.strategy]
+    zero: dict[str, Any] = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
+    if cfg.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    if cfg.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    if stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "gradient_accumulation_steps": geometry.micro_batches_per_rank,
+        "train_batch_size": cfg.rollouts_per_step,
+        "gradient_clipping": cfg.grad_clip,
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "zero_optimization": zero,
+        # We bring a torch AdamW; DeepSpeed's fused CPU Adam would need a compiled op.
+        "zero_allow_untested_optimizer": True,
+        "zero_force_ds_cpu_optimizer": False,
+        "steps_per_print": 1_000_000,
+        "wall_clock_breakdown": False,
+    }
+
+
+def _ensure_single_process_rendezvous() -> None:
+    """DeepSpeed always wants a process group; give a plain `emtune train` a one-rank one."""
+    if "RANK" in os.environ:
+        return
+    os.environ.update(
+        {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    )
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
+
+
+def build_accelerator(cfg: TrainConfig, geometry: Geometry) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DeepSpeedPlugin, InitProcessGroupKwargs
+
+    on_cpu = not torch.cuda.is_available()
+    kwargs: dict[str, Any] = {
+        "cpu": on_cpu,
+        "mixed_precision": "bf16" if cfg.precision == "bf16" else "no",
+        "gradient_accumulation_steps": geometry.micro_batches_per_rank,
+    }
+    if on_cpu and (geometry.world_size > 1 or cfg.strategy in ("zero2", "zero3")):
+        kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
+    if cfg.strategy in ("zero2", "zero3"):
+        if on_cpu:
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        _ensure_single_process_rendezvous()
+        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(cfg, geometry))
+    return Accelerator(**kwargs)

@@ -1,0 +1,124 @@
+"""Rollout engines: prompts and sampling parameters in, completion token ids out.
+
+The trainer only sees `RolloutEngine`. The transformers engine samples with the training model itself
+(nothing to sync); an engine that holds its own copy of the weights (vLLM) implements `sync_weights`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedModel
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float
+    top_p: float
+    top_k: int
+    repetition_penalty: float
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Rollout:
+    prompt_ids: list[int]
+    completion_ids: list[int]  # up to and including EOS; nothing after it
+    finished: bool  # True when the completion ended with EOS, False when it hit max_new_tokens
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """One generate batch: the prompts, and the seed that makes its samples reproducible."""
+
+    prompts: list[list[int]]
+    seed: int
+
+
+class RolloutEngine(Protocol):
+    def generate(self, requests: Sequence[RolloutRequest], params: SamplingParams) -> list[Rollout]: ...
+
+    def sync_weights(self, model: torch.nn.Module) -> None: ...
+
+
+def batch_seed(seed: int, step: int, first_rollout: int) -> int:
+    """Seed of the generate batch that starts at global rollout index `first_rollout` of `step`.
+
+    Samples depend on (seed, step, batch start, batch size) only, so one process or N processes that each
+    generate their share produce the same rollouts, and a resumed run re-samples exactly.
+    """
+    digest = hashlib.sha256(f"{seed}:{step}:{first_rollout}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def cut_at_eos(tokens: list[int], eos_ids: set[int]) -> tuple[list[int], bool]:
+    for index, token in enumerate(tokens):
+        if token in eos_ids:
+            return tokens[: index + 1], True
+    return tokens, False
+
+
+class HFRolloutEngine:
+    """Batched `generate` with the KV cache on the training model; static cache + compiled decode on CUDA."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        eos_ids: Sequence[int],
+        pad_id: int,
+        static_cache: bool = False,
+        synced_gpus: bool = False,
+    ) -> None:
+        self.model = model
+        self.eos_ids = set(eos_ids)
+        self.pad_id = pad_id
+        self.static_cache = static_cache
+        self.synced_gpus = synced_gpus
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Nothing to do: the engine samples with the very module being trained."""
+
+    def _left_pad(self, prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        return ids.to(device), mask.to(device)
+
+    @torch.no_grad()
+    def generate(self, requests: Sequence[RolloutRequest], params: SamplingParams) -> list[Rollout]:
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        rollouts: list[Rollout] = []
+        try:
+            for request in requests:
+                ids, mask = self._left_pad(request.prompts, device)
+                torch.manual_seed(request.seed)
+                out = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    do_sample=True,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    top_k=params.top_k or None,
+                    repetition_penalty=params.repetition_penalty,
+                    max_new_tokens=params.max_new_tokens,
+                    pad_token_id=self.pad_id,
+                    eos_token_id=sorted(self.eos_ids),
+                    use_cache=True,
+                    cache_implementation="static" if self.static_cache else None,
+                    synced_gpus=self.synced_gpus,
+                )
+                for prompt, row in zip(request.prompts, out[:, ids.shape[1] :].tolist(), strict=True):
+                    completion, finished = cut_at_eos(row, self.eos_ids)
+                    rollouts.append(Rollout(prompt_ids=list(prompt), completion_ids=completion, finished=finished))
+        finally:
+            self.model.train(was_training)
+        return rollouts

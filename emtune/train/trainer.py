@@ -1,0 +1,348 @@
+"""The entropy-minimisation training loop, top to bottom.
+
+Each optimizer step: sample `rollouts_per_step` completions (each rank its share), weigh every generated
+token's entropy so the step's loss is one mean over all of them, backpropagate micro-batch by micro-batch,
+then one optimizer update. Step folders are written every `save_every` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emtune.config import RunConfig
+from emtune.data.formats import format_prompt
+from emtune.data.prompt_set import PromptSet, read_prompt_set
+from emtune.errors import DataError, TrainingError
+from emtune.losses import position_entropy, reduction_terms
+from emtune.model.loading import load_model, load_tokenizer
+from emtune.train import checkpoint
+from emtune.train.batching import collate
+from emtune.train.distributed import Geometry, build_accelerator, plan_geometry, world_from_env
+from emtune.train.metrics import MetricsLog
+from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutRequest, SamplingParams, batch_seed
+
+log = logging.getLogger(__name__)
+
+BUILTIN_DEMO_PROMPTS = "builtin:demo"
+# The embedded default problem, so the demo needs no data file.
+DEMO_PROBLEM = (
+    "A rectangle has a perimeter of 30 centimetres and its length is twice its width. "
+    "What is the area of the rectangle, in square centimetres?"
+)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: list[int]  # step folders saved by this run
+    store_uris: dict[int, str] = field(default_factory=dict)  # step -> URI, when store.uri is set
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_prompts(cfg: RunConfig) -> PromptSet:
+    source = cfg.train.prompts
+    if source == BUILTIN_DEMO_PROMPTS:
+        return PromptSet(problems=[DEMO_PROBLEM], prompt_format=None)
+    if source is None:
+        if cfg.data.output is None:
+            raise DataError("no prompts: set train.prompts (or --prompts) or data.output to a prepared prompt set")
+        source = str(cfg.data.output)
+    return read_prompt_set(Path(source), field=cfg.data.field)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        t = cfg.train
+        self.run_dir = Path(cfg.run.out_dir)
+        world_size, rank = world_from_env()
+        self.geometry: Geometry = plan_geometry(t, world_size, rank)
+        # Everything a user can get wrong is checked before the model is loaded.
+        prompt_set = load_prompts(cfg)
+        self.tokenizer = load_tokenizer(cfg.model.path)
+        self.prompt_ids = self._encode_prompts(prompt_set)
+        self.samples_per_prompt = t.samples_per_prompt or t.rollouts_per_step
+        existing = checkpoint.complete_steps(self.run_dir)
+        if existing and not resume:
+            raise TrainingError(
+                f"run folder {str(self.run_dir)!r} already holds step-{existing[-1]}; pass --resume to continue it "
+                "or choose another --out"
+            )
+
+        self.accelerator = build_accelerator(t, self.geometry)
+        self.model = self._load_model()
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps,
+            weight_decay=t.weight_decay,
+        )  # fmt: skip
+        self.scheduler = self._build_scheduler()
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.is_deepspeed = t.strategy in ("zero2", "zero3")
+        self.engine = HFRolloutEngine(
+            self.accelerator.unwrap_model(self.model),
+            eos_ids=self._eos_ids(),
+            pad_id=self.tokenizer.pad_token_id,
+            static_cache=t.static_cache == "on" or (t.static_cache == "auto" and torch.cuda.is_available()),
+            synced_gpus=t.strategy == "zero3" and self.geometry.world_size > 1,
+        )
+        self.params = SamplingParams(t.temperature, t.top_p, t.top_k, t.repetition_penalty, t.max_new_tokens)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.start_step = self._restore() if resume else 0
+        self.pusher = self._open_pusher()
+
+    # ----------------------------------------------------------------------------------------- set-up
+    def _encode_prompts(self, prompt_set: PromptSet) -> list[list[int]]:
+        prompt_format = prompt_set.prompt_format or self.cfg.data.prompt_format
+        encoded = []
+        for index, problem in enumerate(prompt_set.problems):
+            text = format_prompt(problem, prompt_format, self.tokenizer)
+            ids = self.tokenizer(text, add_special_tokens=False).input_ids
+            if len(ids) > self.cfg.train.max_prompt_tokens:
+                raise DataError(
+                    f"prompt {index} is {len(ids)} tokens long; train.max_prompt_tokens allows at most "
+                    f"{self.cfg.train.max_prompt_tokens}"
+                )
+            encoded.append(ids)
+        return encoded
+
+    def _eos_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.accelerator.unwrap_model(self.model).generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return sorted(i for i in ids if i is not None)
+
+    def _load_model(self) -> torch.nn.Module:
+        t = self.cfg.train
+        dtype = self.cfg.model.dtype
+        if dtype == "auto":
+            # DeepSpeed keeps fp32 master weights itself; elsewhere autocast wants fp32 parameters.
+            dtype = "bfloat16" if t.precision == "bf16" and t.strategy in ("zero2", "zero3") else "float32"
+        model = load_model(self.cfg.model.path, dtype=dtype, trust_remote_code=self.cfg.model.trust_remote_code)
+        if t.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        if t.lora.enabled:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                target_modules=t.lora.target_modules, task_type="CAUSAL_LM",
+            )  # fmt: skip
+            model = get_peft_model(model, lora)
+        return model
+
+    def _build_scheduler(self) -> Any:
+        from transformers import get_scheduler
+
+        t = self.cfg.train
+        if t.lr_schedule == "cosine":
+            return get_scheduler(
+                "cosine_with_min_lr", self.optimizer, num_warmup_steps=t.warmup_steps,
+                num_training_steps=t.max_steps, scheduler_specific_kwargs={"min_lr_rate": t.min_lr_ratio},
+            )  # fmt: skip
+        return get_scheduler("constant_with_warmup", self.optimizer, num_warmup_steps=t.warmup_steps)
+
+    def _restore(self) -> int:
+        """Newest complete local step, else the newest in the store; 0 when there is none."""
+        steps = checkpoint.complete_steps(self.run_dir)
+        if not steps and self.cfg.store.uri:
+            if self.accelerator.is_local_main_process:
+                from emtune.store.resume import fetch_latest
+
+                fetch_latest(self.cfg.store.uri, self.cfg.store, self.run_dir)
+            self.accelerator.wait_for_everyone()
+            steps = checkpoint.complete_steps(self.run_dir)
+        if not steps:
+            log.info("nothing to resume in %s; starting at step 0", self.run_dir)
+            return 0
+        folder = checkpoint.step_dir(self.run_dir, steps[-1])
+        self.accelerator.load_state(str(folder / checkpoint.STATE_DIR))
+        state = checkpoint.read_state(folder)
+        self.run_id = state.get("run_id", self.run_id)
+        log.info("resumed from %s", folder)
+        return int(state["step"])
+
+    def _open_pusher(self) -> Any:
+        if not self.cfg.store.uri or not self.accelerator.is_main_process:
+            return None
+        from emtune.store import open_store
+        from emtune.store.uploader import BackgroundPusher
+
+        store = open_store(self.cfg.store.uri, self.cfg.store)
+        return BackgroundPusher(store, max_pending=self.cfg.store.upload_queue, keep_last=self.cfg.store.keep_last)
+
+    # --------------------------------------------------------------------------------------- training
+    def prompts_for_step(self, step: int) -> list[list[int]]:
+        """The step's rollouts' prompts, global order; data order reshuffles (seeded) every epoch."""
+        per_step = self.cfg.train.rollouts_per_step // self.samples_per_prompt
+        count = len(self.prompt_ids)
+        chosen = []
+        for position in range((step - 1) * per_step, step * per_step):
+            epoch, offset = divmod(position, count)
+            order = list(range(count))
+            random.Random(self.cfg.run.seed * 1_000_003 + epoch).shuffle(order)
+            chosen.append(self.prompt_ids[order[offset]])
+        return [prompt for prompt in chosen for _ in range(self.samples_per_prompt)]
+
+    def sample(self, step: int) -> list[Rollout]:
+        g, t = self.geometry, self.cfg.train
+        first = g.rank * g.rollouts_per_rank
+        mine = self.prompts_for_step(step)[first : first + g.rollouts_per_rank]
+        requests = [
+            RolloutRequest(mine[i : i + t.rollout_batch_size], batch_seed(self.cfg.run.seed, step, first + i))
+            for i in range(0, len(mine), t.rollout_batch_size)
+        ]
+        return self.engine.generate(requests, self.params)
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        t, g, acc = self.cfg.train, self.geometry, self.accelerator
+        started = time.perf_counter()
+        rollouts = self.sample(step)
+        sampled = time.perf_counter()
+        batches = [collate(rollouts[i : i + t.micro_batch_size], self.tokenizer.pad_token_id)
+                   for i in range(0, len(rollouts), t.micro_batch_size)]  # fmt: skip
+        local_denominator = sum(reduction_terms(b.completion_mask, t.reduction, t.last_k)[1] for b in batches)
+        denominator = acc.reduce(torch.as_tensor(local_denominator, device=acc.device).float(), "sum")
+        # Gradients are averaged over ranks and (by accelerate/DeepSpeed) divided by the accumulation steps:
+        # scaling by both makes the update the exact mean over every rollout of the step.
+        scale = g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
+        totals = torch.zeros(4, device=acc.device)  # loss, entropy sum, active tokens, finished sequences
+        grad_norm = None
+        self.model.train()
+        for batch in batches:
+            batch = batch.to(acc.device)
+            with acc.accumulate(self.model):
+                logits = self.model(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                    logits_to_keep=batch.logits_to_keep, use_cache=False,
+                ).logits  # fmt: skip
+                entropy = position_entropy(logits, batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
+                numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
+                loss = (entropy * numerators).sum() * scale
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss is {loss.item()} at step {step}; lower train.learning_rate or check the model"
+                    )
+                acc.backward(loss)
+                if acc.sync_gradients and t.grad_clip > 0 and not self.is_deepspeed:
+                    grad_norm = acc.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            totals += torch.stack([
+                loss.detach() / g.micro_batches_per_rank / g.world_size,
+                entropy.detach().sum(),
+                batch.completion_mask.sum().float(),
+                torch.tensor(0.0, device=acc.device),
+            ])  # fmt: skip
+        totals[3] = sum(r.finished for r in rollouts)
+        if self.is_deepspeed:
+            grad_norm = self.model.get_global_grad_norm()
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        totals = acc.reduce(totals, "sum")
+        elapsed = time.perf_counter() - started
+        generated = float(totals[2])
+        return {
+            "step": step,
+            "loss": float(totals[0]),
+            "entropy": float(totals[1]) / max(generated, 1.0),
+            "completion_tokens_mean": generated / t.rollouts_per_step,
+            "finished_fraction": float(totals[3]) / t.rollouts_per_step,
+            "lr": lr,
+            "grad_norm": None if grad_norm is None else float(grad_norm),
+            "tokens_per_s": generated / elapsed,
+            "sample_s": sampled - started,
+            "step_s": elapsed,
+        }
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def save(self, step: int, metrics: dict[str, Any]) -> Path:
+        acc = self.accelerator
+        partial, final = checkpoint.partial_dir(self.run_dir, step), checkpoint.step_dir(self.run_dir, step)
+        if acc.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+        acc.wait_for_everyone()
+        state_dict = acc.get_state_dict(self.model)  # a collective under ZeRO-3: every rank calls it
+        if acc.is_main_process:
+            self._export_model(state_dict, partial)
+            self.tokenizer.save_pretrained(partial)
+        acc.save_state(str(partial / checkpoint.STATE_DIR))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {
+                "step": step,
+                "data_position": step * (self.cfg.train.rollouts_per_step // self.samples_per_prompt),
+                "run_id": self.run_id,
+                "config_hash": self.cfg.digest(),
+                "world_size": self.geometry.world_size,
+            }
+            checkpoint.seal(partial, final, step, state, metrics)
+            if self.cfg.train.keep_last:
+                checkpoint.prune(self.run_dir, self.cfg.train.keep_last, protect=self._uploading())
+        acc.wait_for_everyone()
+        return final
+
+    def _export_model(self, state_dict: dict[str, torch.Tensor], folder: Path) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        if self.cfg.train.lora.enabled:
+            # Evaluation wants a plain model: export the adapters merged into a copy of the base weights.
+            model = copy.deepcopy(model).merge_and_unload()
+            model.save_pretrained(folder, safe_serialization=True)
+        else:
+            model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
+
+    def _uploading(self) -> set[int]:
+        return set(self.pusher.pending_steps()) if self.pusher is not None else set()
+
+    # ---------------------------------------------------------------------------------------------- run
+    def train(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        t, acc = self.cfg.train, self.accelerator
+        result = TrainResult(run_dir=self.run_dir, steps=[])
+        metrics_log = None
+        if acc.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            metrics_log = MetricsLog(
+                self.run_dir, self.start_step, self.cfg.logging, self.cfg.run.name, self.cfg.model_dump(mode="json")
+            )
+        try:
+            for step in range(self.start_step + 1, t.max_steps + 1):
+                metrics = self.train_step(step)
+                result.metrics.append(metrics)
+                if metrics_log is not None:
+                    metrics_log.write(metrics)
+                if on_step is not None:
+                    on_step(metrics)
+                if step == t.max_steps or (t.save_every and step % t.save_every == 0):
+                    folder = self.save(step, metrics)
+                    result.steps.append(step)
+                    if self.pusher is not None:
+                        self.pusher.submit(
+                            folder, step, run_id=self.run_id, config_hash=self.cfg.digest(), metrics=metrics
+                        )
+            if self.pusher is not None:
+                self.pusher.close()
+                result.store_uris = {step: self.pusher.store.step_uri(step) for step in result.steps}
+        finally:
+            if metrics_log is not None:
+                metrics_log.close()
+        acc.wait_for_everyone()
+        return result
+
+
+def run(cfg: RunConfig, resume: bool = False, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train per `cfg` and return what was saved. The step function the CLI and the pipeline call."""
+    return Trainer(cfg, resume=resume).train(on_step)
