@@ -1,0 +1,97 @@
+"""The integrity manifest of a step: what a complete step holds, written after every file it lists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import emtune
+from emtune.errors import StoreError
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the step folder, '/'-separated
+    size: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    step: int
+    run_id: str
+    config_hash: str
+    files: list[FileEntry]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    emtune_version: str = emtune.__version__
+    format: int = FORMAT
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def same_files(self, other: Manifest) -> bool:
+        return sorted(self.files, key=lambda e: e.path) == sorted(other.files, key=lambda e: e.path)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str) -> Manifest:
+        try:
+            data = json.loads(text)
+            files = [FileEntry(_safe_path(str(f["path"])), int(f["size"]), str(f["sha256"])) for f in data["files"]]
+            return cls(
+                step=int(data["step"]),
+                run_id=str(data["run_id"]),
+                config_hash=str(data["config_hash"]),
+                files=files,
+                metrics=dict(data.get("metrics") or {}),
+                emtune_version=str(data.get("emtune_version", "")),
+                format=int(data.get("format", FORMAT)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"manifest {where} is not a valid emtune manifest ({exc.__class__.__name__}: {exc})") from None
+
+
+def _safe_path(relative: str) -> str:
+    """A manifest path must stay inside the step folder it is pulled into."""
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"file path {relative!r} is not a plain relative path")
+    return relative
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
+    """Every regular file under a local step folder with its size and sha256, smallest first.
+
+    Smallest first so that an interrupted push leaves the many small files complete and only the
+    large one to redo.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StoreError(f"local step folder {str(folder)!r} does not exist or is not a folder")
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative == MANIFEST:
+            raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")
+        found.append((path, FileEntry(relative, path.stat().st_size, sha256_file(path))))
+    if not found:
+        raise StoreError(f"local step folder {str(folder)!r} is empty; nothing to push")
+    return sorted(found, key=lambda item: (item[1].size, item[1].path))

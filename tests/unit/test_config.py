@@ -1,0 +1,75 @@
+"""Run-config validation: unknown keys, wrong types and out-of-range values fail with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emtune.config import load_config, parse_override
+from emtune.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_load_without_a_file() -> None:
+    cfg = load_config(None)
+    assert cfg.train.rollouts_per_step == 64 and cfg.train.reduction == "token_mean"
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "train:\n  learning_rat: 0.1\n"))
+    message = str(err.value)
+    assert "train.learning_rat" in message and "learning_rate" in message and "\n" not in message
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train\.max_steps.*'ten'"):
+        load_config(write(tmp_path, "train:\n  max_steps: ten\n"))
+
+
+def test_out_of_range_names_the_bound(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train\.top_p.*1\.5.*less than or equal to 1"):
+        load_config(write(tmp_path, "train:\n  top_p: 1.5\n"))
+
+
+def test_inconsistent_settings_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="offload_optimizer needs strategy zero2 or zero3"):
+        load_config(None, {"train.offload_optimizer": True})
+
+
+def test_overrides_beat_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "train:\n  learning_rate: 0.1\n")
+    cfg = load_config(path, dict([parse_override("train.learning_rate=1e-4"), parse_override("run.name=x")]))
+    assert cfg.train.learning_rate == pytest.approx(1e-4) and cfg.run.name == "x"
+
+
+def test_override_without_equals_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("train.learning_rate")
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) -> None:
+    path = write(tmp_path, "train:\n  rollouts_per_step: 0\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "emtune", "train", "--config", str(path), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "train.rollouts_per_step" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
