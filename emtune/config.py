@@ -20,6 +20,7 @@ from emtune.config_base import Section
 from emtune.data.config import DataConfig
 from emtune.errors import ConfigError
 from emtune.evaluate.config import EvalConfig
+from emtune.pipeline.config import PipelineConfig
 from emtune.store.config import StoreConfig
 from emtune.train.config import TrainConfig
 
@@ -58,6 +59,7 @@ class RunConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     def digest(self) -> str:
         """A short stable hash of the whole config, recorded next to what the config produced."""

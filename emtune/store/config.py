@@ -8,7 +8,9 @@ from emtune.config_base import Section
 
 
 class StoreConfig(Section):
-    uri: str | None = Field(None, description="Where step folders are pushed: file:///path, a plain path, or s3://bucket/prefix.")
+    uri: str | None = Field(
+        None, description="Where step folders are pushed: file:///path, a plain path, or s3://bucket/prefix."
+    )
     keep_last: int | None = Field(None, ge=1, description="Keep only the newest N complete steps in the store.")
     endpoint_url: str | None = Field(
         None, description="S3 endpoint; unset: boto3's AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL or AWS itself."

@@ -58,7 +58,9 @@ class Manifest:
                 format=int(data.get("format", FORMAT)),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"manifest {where} is not a valid emtune manifest ({exc.__class__.__name__}: {exc})") from None
+            raise StoreError(
+                f"manifest {where} is not a valid emtune manifest ({exc.__class__.__name__}: {exc})"
+            ) from None
 
 
 def _safe_path(relative: str) -> str:
@@ -90,7 +92,9 @@ def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
         if relative == MANIFEST:
-            raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")
+            raise StoreError(
+                f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves"
+            )
         found.append((path, FileEntry(relative, path.stat().st_size, sha256_file(path))))
     if not found:
         raise StoreError(f"local step folder {str(folder)!r} is empty; nothing to push")

@@ -20,6 +20,8 @@ def make_s3_client(cfg: StoreConfig) -> Any:
         retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
         connect_timeout=cfg.connect_timeout_s,
         read_timeout=60,
+        # One pooled connection per parallel part transfer, or s3transfer's threads queue on the pool.
+        max_pool_connections=max(10, cfg.max_concurrency),
         **extra,
     )
     # endpoint_url=None lets boto3 read AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL itself.

@@ -84,14 +84,16 @@ def build_accelerator(cfg: TrainConfig, geometry: Geometry) -> Any:
     from accelerate.utils import DeepSpeedPlugin, InitProcessGroupKwargs
 
     on_cpu = not torch.cuda.is_available()
+    deepspeed = cfg.strategy in ("zero2", "zero3")
     kwargs: dict[str, Any] = {
-        "cpu": on_cpu,
+        # accelerate only turns DeepSpeed on with cpu=False; DS_ACCELERATOR=cpu keeps it on the CPU.
+        "cpu": on_cpu and not deepspeed,
         "mixed_precision": "bf16" if cfg.precision == "bf16" else "no",
         "gradient_accumulation_steps": geometry.micro_batches_per_rank,
     }
-    if on_cpu and (geometry.world_size > 1 or cfg.strategy in ("zero2", "zero3")):
+    if on_cpu and (geometry.world_size > 1 or deepspeed):
         kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
-    if cfg.strategy in ("zero2", "zero3"):
+    if deepspeed:
         if on_cpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         _ensure_single_process_rendezvous()

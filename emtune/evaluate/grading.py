@@ -1,0 +1,178 @@
+"""Grading with math-verify: is a completion's final answer equivalent to the gold answer?
+
+The prediction is the content of the completion's last `\\boxed{}`; without one, math-verify's own extraction
+(LaTeX, then plain expressions) picks the answer. The gold is wrapped as `$...$` so it is parsed as LaTeX:
+bare strings fall back to a plain parser that gets `3\\sqrt{2}`, tuples, polynomials and `\\text{(B)}` wrong.
+
+math-verify's timeouts use `signal.alarm`, which only works in a process's main thread, and some sympy
+simplifications never end. So every item is graded in a worker process under its own alarm; a worker that
+stops answering altogether (stuck in C code) is killed and its pool replaced. A timeout counts as wrong and is
+reported apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.pool import Pool
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+# Seconds a worker may take beyond the item's own limit before it is presumed stuck and killed.
+_STUCK_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Grade:
+    extracted: str | None  # the answer found in the completion, as text; None when nothing parsed
+    correct: bool
+    timed_out: bool = False
+
+
+class GradingTimeout(BaseException):
+    """Raised by the alarm; a BaseException so math-verify's `except Exception` blocks cannot swallow it."""
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (braces balanced) or `\\boxed x` in `text`; None if there is none."""
+    matches = list(_BOXED.finditer(text))
+    for match in reversed(matches):
+        rest = text[match.end() :]
+        if not rest.startswith("{"):
+            word = re.match(r"[^\s$]+", rest)
+            if word:
+                return word.group(0)
+            continue
+        depth = 0
+        for index, char in enumerate(rest):
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            if depth == 0:
+                return rest[1:index].strip()
+    return None
+
+
+def _wrap_latex(answer: str) -> str:
+    answer = answer.strip()
+    if answer.startswith("$") and answer.endswith("$"):
+        answer = answer.strip("$")
+    return f"${answer}$"
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise GradingTimeout
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def grade_completion(completion: str, gold: str, timeout_s: float) -> Grade:
+    """Grade one completion in this process's main thread, within `timeout_s` seconds."""
+    from math_verify import parse, verify
+
+    extracted: str | None = last_boxed(completion)
+    try:
+        with _deadline(timeout_s):
+            gold_parsed = parse(_wrap_latex(gold), parsing_timeout=None)  # type: ignore[arg-type]
+            if extracted is not None:
+                predicted = parse(_wrap_latex(extracted), parsing_timeout=None)  # type: ignore[arg-type]
+            else:
+                predicted = parse(completion, parsing_timeout=None)  # type: ignore[arg-type]
+                extracted = str(predicted[-1]) if predicted else None
+            correct = bool(gold_parsed and predicted) and verify(gold_parsed, predicted, timeout_seconds=None)
+    except GradingTimeout:
+        return Grade(extracted=extracted, correct=False, timed_out=True)
+    return Grade(extracted=extracted, correct=bool(correct))
+
+
+def _grade_item(item: tuple[str, str, float]) -> Grade:
+    return grade_completion(*item)
+
+
+def _quiet_worker() -> None:
+    # math-verify logs a warning per call when its own timeouts are off: ours are in force instead.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    import math_verify  # noqa: F401  import once per worker, not on the first item
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class Grader:
+    """A pool of grading processes; use as a context manager and call `grade` as often as needed."""
+
+    def __init__(self, timeout_s: float = 10.0, workers: int = 0) -> None:
+        self.timeout_s = timeout_s
+        self.workers = workers or default_workers()
+        self._pool: Pool | None = None
+
+    def __enter__(self) -> Grader:
+        self._start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        # spawn: workers never inherit a forked copy of torch's or vLLM's threads.
+        self._pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_quiet_worker)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def grade(self, items: Sequence[tuple[str, str]]) -> list[Grade]:
+        """Grades for (completion, gold) pairs, in order."""
+        if self._pool is None:
+            self._start()
+        grades: list[Grade | None] = [None] * len(items)
+        start = 0
+        while start < len(items):
+            start = self._grade_from(items, start, grades)
+        done = [grade for grade in grades if grade is not None]
+        assert len(done) == len(items)
+        return done
+
+    def _grade_from(self, items: Sequence[tuple[str, str]], start: int, grades: list[Grade | None]) -> int:
+        """Grade items[start:] into `grades`; returns where to resume (len(items) when done)."""
+        assert self._pool is not None
+        pending = [
+            (index, self._pool.apply_async(_grade_item, ((completion, gold, self.timeout_s),)))
+            for index, (completion, gold) in enumerate(items[start:], start)
+        ]
+        # Items are dispatched in order, so once item i-1 is back, item i is running or next in line: it must
+        # finish within its own limit (plus start-up slack) unless its worker is stuck beyond the alarm's reach.
+        patience = 2 * self.timeout_s + _STUCK_GRACE_S
+        for index, result in pending:
+            try:
+                grades[index] = result.get(timeout=patience)
+            except multiprocessing.TimeoutError:
+                log.warning("grading item %d did not return within %.0f s; restarting the grading pool", index, patience)
+                grades[index] = Grade(extracted=last_boxed(items[index][0]), correct=False, timed_out=True)
+                self.close()
+                self._start()
+                return index + 1
+        return len(items)
+
+
+def grade_all(items: Sequence[tuple[str, str]], timeout_s: float = 10.0, workers: int = 0) -> list[Grade]:
+    with Grader(timeout_s, workers) as grader:
+        return grader.grade(items)

@@ -1,0 +1,89 @@
+"""What `--model` names, expanded to the checkpoints to evaluate, each labelled by its training step.
+
+Accepted: a local model folder, a hub id, `builtin:tiny`, a store step URI (`s3://b/run/step-3`,
+`file:///x/run/step-3`), a store prefix or a local run folder (every complete step in it). A plain model is
+step 0; a checkpoint's step comes from its `step-N` folder name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from emtune.errors import ModelError
+from emtune.model.loading import resolve_model
+from emtune.store import open_store, split_step_uri
+from emtune.store.config import StoreConfig
+from emtune.train.checkpoint import complete_steps, step_dir
+
+_STORE_URI = re.compile(r"^(s3|file)://", re.IGNORECASE)
+_STEP_NAME = re.compile(r"^step-(\d+)$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    spec: str  # a loadable spec (folder, hub id, builtin:...) or a store step URI
+    step: int
+    label: str  # folder name of its results: step-N for checkpoints, the model's name otherwise
+
+
+def _safe_label(name: str) -> str:
+    """A folder-name-safe label: hub ids keep their org as `org--name`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--")).strip("-") or "model"
+
+
+def _expand_one(spec: str, store_cfg: StoreConfig) -> list[ModelRef]:
+    if _STORE_URI.match(spec):
+        prefix, step = split_step_uri(spec)
+        if step is not None:
+            return [ModelRef(spec.rstrip("/"), step, f"step-{step}")]
+        steps = open_store(spec, store_cfg).complete_steps()
+        if not steps:
+            raise ModelError(f"store prefix {spec!r} holds no complete step (step-N/ with a manifest)")
+        return [ModelRef(f"{spec.rstrip('/')}/step-{s}", s, f"step-{s}") for s in steps]
+    local = Path(spec).expanduser()
+    if local.is_dir() and not (local / "config.json").is_file():
+        steps = complete_steps(local)
+        if steps:
+            return [ModelRef(str(step_dir(local, s)), s, f"step-{s}") for s in steps]
+    resolve_model(spec)  # fail now, naming the spec, rather than after other models were evaluated
+    match = _STEP_NAME.match(local.name) if local.is_dir() else None
+    if match:
+        return [ModelRef(str(local), int(match.group(1)), local.name)]
+    return [ModelRef(spec, 0, _safe_label(local.name if local.exists() else spec))]
+
+
+def _run_name(ref: ModelRef) -> str:
+    """The folder a step checkpoint sits in (its run), or the model's own name for a plain model."""
+    path = PurePosixPath(ref.spec.rstrip("/"))
+    return _safe_label(path.parent.name if _STEP_NAME.match(path.name) else ref.spec)
+
+
+def expand_models(specs: list[str], store_cfg: StoreConfig) -> list[ModelRef]:
+    """Every checkpoint `specs` name, in order; labels that would collide get their run's name in front."""
+    if not specs:
+        raise ModelError("no model given; pass --model (a folder, hub id, builtin:tiny, or a store URI)")
+    refs = [ref for spec in specs for ref in _expand_one(spec, store_cfg)]
+    counts = Counter(ref.label for ref in refs)
+    refs = [replace(ref, label=f"{_run_name(ref)}-{ref.label}") if counts[ref.label] > 1 else ref for ref in refs]
+    duplicates = [label for label, count in Counter(ref.label for ref in refs).items() if count > 1]
+    if duplicates:
+        raise ModelError(f"models {duplicates} are given more than once; pass each checkpoint once")
+    return refs
+
+
+@contextlib.contextmanager
+def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
+    """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder."""
+    if not _STORE_URI.match(ref.spec):
+        yield resolve_model(ref.spec)
+        return
+    prefix, step = split_step_uri(ref.spec)
+    assert step is not None
+    with tempfile.TemporaryDirectory(prefix="emtune-eval-model-") as tmp:
+        yield str(open_store(prefix, store_cfg).pull(step, Path(tmp) / f"step-{step}"))

@@ -1,0 +1,1 @@
+"""The KFP pipeline's library side: its config section, parameters, step adapters and local runs."""

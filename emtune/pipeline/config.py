@@ -1,0 +1,81 @@
+"""Pipeline and cluster settings (`pipeline:` section): fixed when the pipeline is compiled.
+
+Hyper-parameters of the steps are run-time pipeline parameters; these settings shape the compiled graph
+itself (fan-out width, images, pod resources, secrets, retries, the multi-node TrainJob).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from emtune.cluster.images import EVAL_IMAGE, TRAIN_IMAGE
+from emtune.config_base import Section
+
+# A Kubernetes resource quantity such as 500m, 2, 16Gi or 1.5G.
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+
+
+class Toleration(Section):
+    key: str | None = Field(None, description="Taint key to tolerate; unset with operator Exists: every taint.")
+    operator: Literal["Equal", "Exists"] = Field("Equal", description="How the taint value is matched.")
+    value: str | None = Field(None, description="Taint value (operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; unset: all effects."
+    )
+
+
+class StepResources(Section):
+    accelerator_type: str = Field("nvidia.com/gpu", min_length=1, description="Accelerator resource name.")
+    accelerator_count: int = Field(0, ge=0, le=64, description="Accelerators per pod; 0: CPU only.")
+    cpu_request: str | None = Field(None, pattern=QUANTITY, description="CPU request, e.g. 2 or 500m.")
+    cpu_limit: str | None = Field(None, pattern=QUANTITY, description="CPU limit.")
+    memory_request: str | None = Field(None, pattern=QUANTITY, description="Memory request, e.g. 16Gi.")
+    memory_limit: str | None = Field(None, pattern=QUANTITY, description="Memory limit.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pod must match.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pod tolerates.")
+    shm_size: str = Field(
+        "16Gi", pattern=QUANTITY, description="Size of the in-memory /dev/shm of multi-accelerator pods (NCCL)."
+    )
+
+
+class TrainJobConfig(Section):
+    runtime: str = Field(
+        "torch-distributed", min_length=1, description="ClusterTrainingRuntime the multi-node TrainJob uses."
+    )
+    namespace: str | None = Field(None, description="Namespace of the TrainJob; unset: the pipeline pod's own.")
+    timeout_s: int = Field(7 * 24 * 3600, ge=60, description="Seconds the TrainJob may take before it is deleted.")
+    start_timeout_s: int = Field(3600, ge=10, description="Seconds node 0 may take to start running.")
+    poll_s: float = Field(10.0, gt=0, le=600, description="Seconds between status checks of the TrainJob.")
+
+
+def _resources(**values: object) -> StepResources:
+    return StepResources.model_validate(values)
+
+
+class PipelineConfig(Section):
+    parallelism: int = Field(4, ge=1, le=256, description="Evaluation pods running at once in the fan-out.")
+    eval_steps: list[int] | None = Field(
+        None, min_length=1, description="Checkpoint steps to evaluate (0: the base model); unset: 0 and every saved step."
+    )
+    eval_retries: int = Field(2, ge=0, le=10, description="Retries of a failed evaluation pod.")
+    eval_retry_backoff_s: int = Field(60, ge=0, description="Seconds before the first retry; doubles each time.")
+    train_image: str = Field(TRAIN_IMAGE, min_length=1, description="Image of the prep and train steps and TrainJobs.")
+    eval_image: str = Field(EVAL_IMAGE, min_length=1, description="Image of the evaluation and report steps.")
+    s3_secret: str | None = Field(
+        "emtune-s3",
+        description="Secret whose AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY reach store users; unset: none.",
+    )
+    wandb_secret: str | None = Field(
+        "emtune-wandb", description="Secret whose WANDB_API_KEY reaches the train step; unset: none."
+    )
+    prep: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="4Gi"))
+    train: StepResources = Field(
+        default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
+    )
+    eval: StepResources = Field(
+        default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
+    )
+    report: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="2Gi"))
+    trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)

@@ -1,0 +1,97 @@
+"""Push step folders in the background while training goes on, with a bounded queue for back-pressure."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emtune.errors import EmtuneError, StoreError
+from emtune.store.base import CheckpointStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    local_step_dir: Path
+    step: int
+    run_id: str
+    config_hash: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+_STOP = None
+
+
+class BackgroundPusher:
+    """One worker thread pushes steps in order; retention runs after each successful push.
+
+    `submit` blocks while `max_pending` steps are already waiting, so a slow store holds training back
+    instead of letting step folders pile up on disk. After a failed push, `submit` and `close` raise:
+    training should not go on (and prune local steps) while the store is not receiving them.
+    """
+
+    def __init__(self, store: CheckpointStore, max_pending: int, keep_last: int | None) -> None:
+        if max_pending < 1:
+            raise StoreError(f"max_pending must be at least 1, got {max_pending}")
+        self.store = store
+        self.keep_last = keep_last
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
+        self._lock = threading.Lock()
+        self._pending: list[int] = []  # submitted and not yet committed, in submission order
+        self._failures: list[str] = []
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="emtune-store-pusher", daemon=True)
+        self._worker.start()
+
+    def pending_steps(self) -> list[int]:
+        """Steps submitted and not committed (queued, uploading or failed): local pruning must keep them."""
+        with self._lock:
+            return list(self._pending)
+
+    def submit(
+        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any]
+    ) -> None:
+        if self._closed:
+            raise StoreError("this BackgroundPusher is closed; open a new one to push more steps")
+        self._raise_failures()
+        with self._lock:
+            self._pending.append(step)
+        self._queue.put(_Job(Path(local_step_dir), step, run_id, config_hash, dict(metrics)))
+
+    def close(self) -> None:
+        """Wait for every submitted push; raise StoreError if any failed."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._worker.join()
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        with self._lock:
+            failures = list(self._failures)
+        if failures:
+            raise StoreError(f"{len(failures)} push(es) to {self.store.root_uri} failed: " + "; ".join(failures))
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not _STOP:
+            try:
+                self.store.push(
+                    job.local_step_dir, job.step, run_id=job.run_id, config_hash=job.config_hash, metrics=job.metrics
+                )
+                with self._lock:
+                    self._pending.remove(job.step)
+                    protect = set(self._pending)
+                if self.keep_last is not None:
+                    removed = self.store.apply_retention(self.keep_last, protect=protect)
+                    if removed:
+                        log.info("store retention removed steps %s", removed)
+            except Exception as exc:  # the trainer learns of it through submit/close, with the reason
+                reason = str(exc) if isinstance(exc, EmtuneError) else f"{type(exc).__name__}: {exc}"
+                log.error("pushing step %d failed: %s", job.step, reason)
+                with self._lock:  # the step stays pending: its local folder is not in the store
+                    self._failures.append(f"step {job.step}: {reason}")

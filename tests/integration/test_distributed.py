@@ -1,0 +1,74 @@
+"""Two processes under torchrun with DeepSpeed ZeRO-2/3 on gloo give the update of one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from emtune.config import load_config
+
+SCRIPT = Path(__file__).parent / "scripts" / "train_and_dump_params.py"
+SETTINGS = {
+    "model.path": "builtin:tiny",
+    "train.prompts": "builtin:demo",
+    "train.max_steps": 2,
+    "train.rollouts_per_step": 8,
+    "train.rollout_batch_size": 4,  # one generate batch per rank with 2 ranks: same samples as 1 process
+    "train.micro_batch_size": 2,
+    "train.max_new_tokens": 12,
+    "train.temperature": 1.0,
+    "train.top_p": 1.0,
+    "train.loss_temperature": 1.0,
+    "train.learning_rate": 1e-3,
+    "train.weight_decay": 0.01,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(tmp_path: Path, name: str, processes: int, strategy: str) -> list[dict]:
+    out = tmp_path / name
+    out.mkdir()
+    cfg = load_config(None, {**SETTINGS, "train.strategy": strategy, "run.out_dir": str(out / "run")})
+    config_file = out / "config.json"
+    config_file.write_text(json.dumps(cfg.model_dump(mode="json")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.cwd() / ".cache" / "torch_extensions"))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(SCRIPT), str(config_file), str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return [torch.load(out / f"rank{r}.pt") for r in range(processes)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["zero2", "zero3"])
+def test_two_ranks_match_each_other_and_one_process(tmp_path: Path, strategy: str, tiny_model_dir: Path) -> None:
+    two = launch(tmp_path, "two", 2, strategy)
+    assert torch.equal(two[0]["params"], two[1]["params"]), "ranks disagree after a step"
+    one = launch(tmp_path, "one", 1, "none")
+    assert two[0]["losses"] == pytest.approx(one[0]["losses"], rel=1e-5)
+    moved = (one[0]["params"] - two[0]["params"]).abs().max().item()
+    assert torch.allclose(two[0]["params"], one[0]["params"], rtol=1e-4, atol=1e-6), moved
+    # The step really moved the weights, and the exported step folder holds the trained ones.
+    from transformers import AutoModelForCausalLM
+
+    initial = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    initial_vector = torch.cat([p.detach().flatten() for p in initial.parameters()])
+    assert (two[0]["params"] - initial_vector).abs().max() > 1e-3
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "run" / "step-2")
+    exported_vector = torch.cat([p.detach().flatten() for p in exported.parameters()])
+    assert torch.allclose(exported_vector, two[0]["params"], atol=1e-6)
