@@ -8,3 +8,27 @@ from emtune.cli.app import app
 
 bench_app = typer.Typer(help="Benchmarks: each prints a ratio against a baseline measured in the same run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("em-step")
+def em_step(
+    model: str = typer.Option("builtin:tiny", help="Model to time (the tiny model by default)."),
+    samples: int = typer.Option(64, min=2, help="Rollouts per step."),
+    new_tokens: int = typer.Option(256, min=1, help="Tokens sampled per rollout."),
+    repeats: int = typer.Option(1, min=1, help="Timed repetitions of each step; the best is reported."),
+) -> None:
+    """Seed-style EM step vs emtune's, same process, same model, prompt, sample count and length."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from emtune.bench.em_step import run
+
+    result = run(model=model, samples=samples, new_tokens=new_tokens, repeats=repeats)
+    table = Table(title=f"EM step: {result['model']}, {samples} samples x {new_tokens} tokens, {result['device']}")
+    for column in ("step", "seconds", "generated tokens", "tokens/s"):
+        table.add_column(column)
+    for timing in (result["baseline"], result["emtune"]):
+        table.add_row(timing.name, f"{timing.seconds:.2f}", str(timing.generated_tokens), f"{timing.tokens_per_s:.0f}")
+    console = Console()
+    console.print(table)
+    console.print(f"speedup (time): {result['speedup']:.1f}x   throughput ratio: {result['throughput_ratio']:.1f}x")

@@ -87,9 +87,7 @@ def node_resources(res: StepResources) -> m.IoK8sApiCoreV1ResourceRequirements:
 
 def _pod_patch(res: StepResources, config_map: str) -> m.TrainerV1alpha1PodSpecPatch:
     volumes = [
-        m.IoK8sApiCoreV1Volume(
-            name="emtune-inputs", config_map=m.IoK8sApiCoreV1ConfigMapVolumeSource(name=config_map)
-        ),
+        m.IoK8sApiCoreV1Volume(name="emtune-inputs", config_map=m.IoK8sApiCoreV1ConfigMapVolumeSource(name=config_map)),
         # NCCL and dataloader workers need more shared memory than the container default of 64 MiB.
         m.IoK8sApiCoreV1Volume(
             name="dshm",
@@ -151,7 +149,7 @@ def build_trainjob(cfg: RunConfig, *, name: str, namespace: str, config_map: str
         api_version=API_VERSION,
         kind=KIND,
         metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
-            name=name, namespace=namespace, labels={"app.kubernetes.io/part-of": "emtune", "emtune.dev/run": cfg.run.name}
+            name=name, namespace=namespace, labels={"app.kubernetes.io/part-of": "emtune"}
         ),
         spec=m.TrainerV1alpha1TrainJobSpec(
             runtime_ref=m.TrainerV1alpha1RuntimeRef(

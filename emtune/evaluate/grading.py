@@ -165,7 +165,9 @@ class Grader:
             try:
                 grades[index] = result.get(timeout=patience)
             except multiprocessing.TimeoutError:
-                log.warning("grading item %d did not return within %.0f s; restarting the grading pool", index, patience)
+                log.warning(
+                    "grading item %d did not return within %.0f s; restarting the grading pool", index, patience
+                )
                 grades[index] = Grade(extracted=last_boxed(items[index][0]), correct=False, timed_out=True)
                 self.close()
                 self._start()

@@ -39,7 +39,7 @@ def _safe_label(name: str) -> str:
 
 def _expand_one(spec: str, store_cfg: StoreConfig) -> list[ModelRef]:
     if _STORE_URI.match(spec):
-        prefix, step = split_step_uri(spec)
+        _, step = split_step_uri(spec)
         if step is not None:
             return [ModelRef(spec.rstrip("/"), step, f"step-{step}")]
         steps = open_store(spec, store_cfg).complete_steps()

@@ -6,7 +6,7 @@ itself (fan-out width, images, pod resources, secrets, retries, the multi-node T
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -56,8 +56,10 @@ def _resources(**values: object) -> StepResources:
 
 class PipelineConfig(Section):
     parallelism: int = Field(4, ge=1, le=256, description="Evaluation pods running at once in the fan-out.")
-    eval_steps: list[int] | None = Field(
-        None, min_length=1, description="Checkpoint steps to evaluate (0: the base model); unset: 0 and every saved step."
+    eval_steps: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        min_length=1,
+        description="Checkpoint steps to evaluate (0: the base model); unset: 0 and every saved step.",
     )
     eval_retries: int = Field(2, ge=0, le=10, description="Retries of a failed evaluation pod.")
     eval_retry_backoff_s: int = Field(60, ge=0, description="Seconds before the first retry; doubles each time.")

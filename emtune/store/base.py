@@ -16,7 +16,7 @@ from typing import Any
 
 from emtune.errors import StoreError
 from emtune.fsutil import atomic_dir
-from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_file
+from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,9 @@ class CheckpointStore(ABC):
         local_dir = Path(local_dir)
         with atomic_dir(local_dir) as tmp:
             self._download([(prefix + entry.path, tmp / entry.path) for entry in manifest.files])
-            for entry in manifest.files:
-                self._check_entry(step, entry, (tmp / entry.path).stat().st_size, sha256_file(tmp / entry.path))
+            paths = [tmp / entry.path for entry in manifest.files]
+            for entry, path, digest in zip(manifest.files, paths, sha256_files(paths), strict=True):
+                self._check_entry(step, entry, path.stat().st_size, digest)
         log.info("pulled %s into %s (%.1f MB)", self.step_uri(step), local_dir, manifest.total_bytes / 1e6)
         return local_dir
 

@@ -6,6 +6,7 @@ Neither is part of a training run; they need the dev extras (`moto[server]`, `rc
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -38,6 +39,8 @@ class LocalS3Server:
             # Keep a developer's own ~/.aws files out of the picture.
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            # Never probe the cloud instance-metadata address for credentials from a test.
+            "AWS_EC2_METADATA_DISABLED": "true",
         }
 
 
@@ -48,6 +51,7 @@ def moto_server() -> Iterator[LocalS3Server]:
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise StoreError("the moto S3 server needs `pip install 'moto[server]'`") from None
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_files(paths: list[Path]) -> list[str]:
+    """Hash files in parallel: hashlib releases the GIL, and a checkpoint is many large files."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        return list(pool.map(sha256_file, paths))
+
+
 def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
     """Every regular file under a local step folder with its size and sha256, smallest first.
 
@@ -88,14 +96,13 @@ def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"local step folder {str(folder)!r} does not exist or is not a folder")
-    found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if relative == MANIFEST:
-            raise StoreError(
-                f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves"
-            )
-        found.append((path, FileEntry(relative, path.stat().st_size, sha256_file(path))))
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    if any(path.relative_to(folder).as_posix() == MANIFEST for path in paths):
+        raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")
+    found = [
+        (path, FileEntry(path.relative_to(folder).as_posix(), path.stat().st_size, digest))
+        for path, digest in zip(paths, sha256_files(paths), strict=True)
+    ]
     if not found:
         raise StoreError(f"local step folder {str(folder)!r} is empty; nothing to push")
     return sorted(found, key=lambda item: (item[1].size, item[1].path))

@@ -98,4 +98,10 @@ def build_accelerator(cfg: TrainConfig, geometry: Geometry) -> Any:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         _ensure_single_process_rendezvous()
         kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(cfg, geometry))
+    # accelerate keeps its state in process-wide singletons; a second run in the same process (tests, the
+    # dashboard) with other settings must start from a clean one. The process group itself is kept.
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     return Accelerator(**kwargs)

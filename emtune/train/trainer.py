@@ -132,7 +132,11 @@ class Trainer:
             dtype = "bfloat16" if t.precision == "bf16" and t.strategy in ("zero2", "zero3") else "float32"
         model = load_model(self.cfg.model.path, dtype=dtype, trust_remote_code=self.cfg.model.trust_remote_code)
         if t.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers 5.24 renamed the method (and its keyword); older 5.x only has the first spelling.
+            if hasattr(model, "activation_checkpointing_enable"):
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
         if t.lora.enabled:
             from peft import LoraConfig, get_peft_model

@@ -55,7 +55,7 @@ def launch(tmp_path: Path, name: str, processes: int, strategy: str) -> list[dic
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["zero2", "zero3"])
+@pytest.mark.parametrize("strategy", ["ddp", "zero2", "zero3"])
 def test_two_ranks_match_each_other_and_one_process(tmp_path: Path, strategy: str, tiny_model_dir: Path) -> None:
     two = launch(tmp_path, "two", 2, strategy)
     assert torch.equal(two[0]["params"], two[1]["params"]), "ranks disagree after a step"
@@ -72,3 +72,21 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path, strategy: st
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "run" / "step-2")
     exported_vector = torch.cat([p.detach().flatten() for p in exported.parameters()])
     assert torch.allclose(exported_vector, two[0]["params"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_the_cli_on_two_processes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    flags = [f"--set={key}={value}" for key, value in SETTINGS.items()]
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
+        "-m", "emtune", "train", *flags, "--set=train.strategy=ddp", "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # written once, by rank 0
+    assert (out / "step-2" / "checkpoint.json").is_file()

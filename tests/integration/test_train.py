@@ -185,3 +185,46 @@ def test_wandb_offline_when_no_api_key(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("WANDB_MODE", raising=False)
     run(tiny_config(tmp_path / "run", **{"train.max_steps": 1, "logging.wandb_project": "emtune-test"}))
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_gradient_checkpointing_gives_the_same_step(tmp_path: Path) -> None:
+    plain = run(tiny_config(tmp_path / "a", **{"train.max_steps": 2}))
+    checkpointed = run(tiny_config(tmp_path / "b", **{"train.max_steps": 2, "train.gradient_checkpointing": True}))
+    assert checkpointed.metrics[1]["loss"] == pytest.approx(plain.metrics[1]["loss"], rel=1e-5)
+
+
+def test_bf16_mixed_precision_trains(tmp_path: Path) -> None:
+    result = run(tiny_config(tmp_path / "run", **{"train.max_steps": 3, "train.precision": "bf16"}))
+    assert all(torch.isfinite(torch.tensor(m["loss"])) for m in result.metrics)
+    assert result.metrics[-1]["entropy"] < result.metrics[0]["entropy"]
+
+
+def test_lora_trains_adapters_and_exports_a_merged_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    run(tiny_config(tmp_path / "run", **{"train.max_steps": 2, "train.lora.enabled": True, "train.lora.r": 4,
+                                         "train.learning_rate": 1e-2}))  # fmt: skip
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "step-2")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    q_merged = merged.model.layers[0].self_attn.q_proj.weight
+    q_base = base.model.layers[0].self_attn.q_proj.weight
+    assert not torch.allclose(q_merged, q_base)
+    assert torch.equal(merged.model.embed_tokens.weight, base.model.embed_tokens.weight)  # not a LoRA target
+
+
+def test_cosine_schedule_with_warmup(tmp_path: Path) -> None:
+    result = run(tiny_config(tmp_path / "run", **{"train.max_steps": 4, "train.lr_schedule": "cosine",
+                                                  "train.warmup_steps": 2, "train.min_lr_ratio": 0.1}))  # fmt: skip
+    lrs = [m["lr"] for m in result.metrics]
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(1.5e-3) and lrs[2] == pytest.approx(3e-3)
+    assert lrs[3] < lrs[2]
+
+
+def test_bench_em_step_reports_both_sides(tmp_path: Path) -> None:
+    from emtune.bench.em_step import run as bench
+
+    result = bench(samples=4, new_tokens=4, micro=2)
+    assert result["baseline"].generated_tokens == 16
+    assert 0 < result["emtune"].generated_tokens <= 16
+    assert result["speedup"] > 0

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from transformers import PreTrainedTokenizerBase
+
 from emtune.errors import ConfigError
 from emtune.evaluate.config import EvalConfig
 
@@ -66,7 +68,9 @@ def choose_backend(requested: str) -> str:
     return requested
 
 
-def open_backend(cfg: EvalConfig, model_path: str, dtype: str, trust_remote_code: bool) -> GenerationBackend:
+def open_backend(
+    cfg: EvalConfig, model_path: str, tokenizer: PreTrainedTokenizerBase, dtype: str, trust_remote_code: bool
+) -> GenerationBackend:
     """Load `model_path` into the backend `cfg.backend` names (resolving 'auto')."""
     name = choose_backend(cfg.backend)
     log.info("generation backend: %s", name)
@@ -76,4 +80,4 @@ def open_backend(cfg: EvalConfig, model_path: str, dtype: str, trust_remote_code
         return VLLMBackend(model_path, cfg, dtype, trust_remote_code)
     from emtune.evaluate.backends.hf import HFBackend
 
-    return HFBackend(model_path, cfg, dtype, trust_remote_code)
+    return HFBackend(model_path, tokenizer, cfg, dtype, trust_remote_code)

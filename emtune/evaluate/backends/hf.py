@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from emtune.evaluate.backends import Completion, GenerationParams
 from emtune.evaluate.config import EvalConfig
-from emtune.model.loading import load_model, load_tokenizer
+from emtune.model.loading import load_model
 from emtune.train.rollout import cut_at_eos
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,18 @@ def _eos_ids(model: torch.nn.Module, tokenizer_eos: int | None) -> list[int]:
 class HFBackend:
     name = "hf"
 
-    def __init__(self, model_path: str, cfg: EvalConfig, dtype: str, trust_remote_code: bool) -> None:
+    def __init__(
+        self, model_path: str, tokenizer: PreTrainedTokenizerBase, cfg: EvalConfig, dtype: str, trust_remote_code: bool
+    ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if dtype == "auto":
             dtype = "bfloat16" if self.device.type == "cuda" else "float32"
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = tokenizer
         self.model = load_model(model_path, dtype, trust_remote_code).to(self.device).eval()
         self.batch_size = cfg.batch_size
-        self.static_cache = cfg.hf_static_cache == "on" or (cfg.hf_static_cache == "auto" and self.device.type == "cuda")
+        self.static_cache = cfg.hf_static_cache == "on" or (
+            cfg.hf_static_cache == "auto" and self.device.type == "cuda"
+        )
         self.eos_ids = _eos_ids(self.model, self.tokenizer.eos_token_id)
 
     def close(self) -> None:

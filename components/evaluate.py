@@ -1,0 +1,18 @@
+"""Evaluate one (checkpoint, benchmark) pair: samples.jsonl + metrics.json under the results artifact."""
+
+from kfp.dsl import Artifact, Output
+from kfp.dsl.python_component import PythonComponent
+
+from emtune.cluster.images import EVAL_IMAGE
+
+from . import lightweight
+
+
+def evaluate(config: str, model: str, step: int, benchmark: str, results: Output[Artifact]) -> dict:
+    from emtune.pipeline.steps import eval_step
+
+    return eval_step(config, model, step, benchmark, results.path)
+
+
+def component(base_image: str = EVAL_IMAGE) -> PythonComponent:
+    return lightweight(evaluate, base_image)

@@ -1,0 +1,18 @@
+"""Prepare the prompt set (prompts.parquet + manifest.json) as a dataset artifact."""
+
+from kfp.dsl import Dataset, Output
+from kfp.dsl.python_component import PythonComponent
+
+from emtune.cluster.images import TRAIN_IMAGE
+
+from . import lightweight
+
+
+def prep(config: str, prompts: Output[Dataset]) -> None:
+    from emtune.pipeline.steps import prep_step
+
+    prep_step(config, prompts.path)
+
+
+def component(base_image: str = TRAIN_IMAGE) -> PythonComponent:
+    return lightweight(prep, base_image)

@@ -1,0 +1,107 @@
+"""`emtune bench eval`: generated tokens/s per backend and graded items/s, each against a baseline measured in
+the same run — hf one prompt at a time vs batched (and vLLM, when a vLLM environment is given), grading in one
+process vs the pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emtune.config import RunConfig
+from emtune.errors import ConfigError
+from emtune.evaluate.grading import Grader, default_workers
+from emtune.evaluate.runner import METRICS_FILE, run
+
+BENCH_NAME = "bench-arith"
+VLLM_PYTHON_ENV = "EMTUNE_VLLM_PYTHON"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    unit: str  # "tokens/s" or "items/s"
+    rate: float
+    baseline: str  # the measurement this one is compared with (its own name for a baseline)
+
+
+def _write_problems(folder: Path, count: int) -> Path:
+    rng = random.Random(0)
+    path = folder / f"{BENCH_NAME}.jsonl"
+    rows = []
+    for _ in range(count):
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        rows.append(json.dumps({"problem": f"What is {a} + {b}?", "answer": str(a + b)}))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _generation_cfg(cfg: RunConfig, source: Path, batch_size: int, backend: str) -> RunConfig:
+    ev = cfg.eval.model_copy(
+        update={"backend": backend, "batch_size": batch_size, "sources": {BENCH_NAME: str(source)}}
+    )
+    return cfg.model_copy(update={"eval": ev})
+
+
+def _tokens_per_s(out: Path) -> float:
+    (metrics_file,) = out.glob(f"*/*/{METRICS_FILE}")
+    return float(json.loads(metrics_file.read_text(encoding="utf-8"))["tokens_per_s"])
+
+
+def _hf_rate(cfg: RunConfig, model: str, source: Path, batch_size: int, out: Path) -> float:
+    return _tokens_per_s(run(_generation_cfg(cfg, source, batch_size, "hf"), [model], [BENCH_NAME], out))
+
+
+def _vllm_rate(cfg: RunConfig, model: str, source: Path, out: Path) -> float:
+    """vLLM in its own environment (its pins differ from ours): `emtune eval` there, read its metrics."""
+    python = os.environ[VLLM_PYTHON_ENV]
+    if not Path(python).is_file():
+        raise ConfigError(f"{VLLM_PYTHON_ENV}={python!r} is not a file; point it at the vLLM venv's python")
+    sets = [f"eval.{k}={getattr(cfg.eval, k)}" for k in ("max_new_tokens", "limit", "seed")]
+    command = [python, "-m", "emtune", "eval", "--model", model, "--benchmarks", BENCH_NAME, "--backend", "vllm",
+               "--out", str(out), "--set", f"eval.sources.{BENCH_NAME}={source}"]  # fmt: skip
+    for item in sets:
+        command += ["--set", item]
+    subprocess.run(command, check=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}, stdout=sys.stderr)
+    return _tokens_per_s(out)
+
+
+def _grading_items(count: int) -> list[tuple[str, str]]:
+    forms = [(r"\frac{1}{2}", "0.5"), (r"3\sqrt{2}", r"\sqrt{18}"), ("(x+1)^2", "x^2+2x+1"), ("[0,1)", "(0,1)"),
+             (r"10\%", "10"), (r"\text{(B)}", "C")]  # fmt: skip
+    return [(f"so the answer is \\boxed{{{pred}}}", gold) for gold, pred in (forms * count)[:count]]
+
+
+def _grading_rate(items: list[tuple[str, str]], workers: int, timeout_s: float) -> float:
+    with Grader(timeout_s, workers) as grader:
+        grader.grade(items[: workers * 2])  # workers started and math-verify imported before the clock runs
+        started = time.perf_counter()
+        grader.grade(items)
+        return len(items) / (time.perf_counter() - started)
+
+
+def bench_eval(cfg: RunConfig, model: str, problems: int, grading_items: int, batch_size: int) -> list[Measurement]:
+    """Every measurement, baselines first; vLLM only when EMTUNE_VLLM_PYTHON names its environment."""
+    cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"limit": problems})})
+    results = []
+    with tempfile.TemporaryDirectory(prefix="emtune-bench-eval-") as tmp:
+        source = _write_problems(Path(tmp), problems)
+        single = "hf batch 1"
+        results.append(Measurement(single, "tokens/s", _hf_rate(cfg, model, source, 1, Path(tmp) / "hf-1"), single))
+        rate = _hf_rate(cfg, model, source, batch_size, Path(tmp) / "hf-batched")
+        results.append(Measurement(f"hf batch {batch_size}", "tokens/s", rate, single))
+        if os.environ.get(VLLM_PYTHON_ENV):
+            results.append(Measurement("vllm", "tokens/s", _vllm_rate(cfg, model, source, Path(tmp) / "vllm"), single))
+    items = _grading_items(grading_items)
+    serial = "grading 1 process"
+    results.append(Measurement(serial, "items/s", _grading_rate(items, 1, cfg.eval.grading_timeout_s), serial))
+    workers = cfg.eval.grading_workers or default_workers()
+    rate = _grading_rate(items, workers, cfg.eval.grading_timeout_s)
+    results.append(Measurement(f"grading {workers} processes", "items/s", rate, serial))
+    return results

@@ -1,0 +1,48 @@
+"""`emtune grade`: re-grade saved completions, so a grader upgrade never needs the GPUs again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from emtune.errors import DataError
+from emtune.evaluate.grading import grade_all
+from emtune.fsutil import atomic_write_text
+
+
+def _read_samples(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"samples file {str(path)!r} does not exist")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{number} is not a JSON object") from None
+        if not isinstance(record, dict) or "completion" not in record or "gold" not in record:
+            raise DataError(f"{path}:{number} needs the fields 'completion' and 'gold'")
+        records.append(record)
+    return records
+
+
+def regrade(samples: Path, out: Path | None = None, *, timeout_s: float = 10.0, workers: int = 0) -> dict[str, Any]:
+    """Grade every line of `samples`; with `out`, write each line back in order with `extracted` and `correct`."""
+    samples = Path(samples)
+    records = _read_samples(samples)
+    grades = grade_all([(str(r["completion"]), str(r["gold"])) for r in records], timeout_s, workers)
+    if out is not None:
+        lines = [
+            json.dumps({**record, "extracted": grade.extracted, "correct": grade.correct}, ensure_ascii=False) + "\n"
+            for record, grade in zip(records, grades, strict=True)
+        ]
+        atomic_write_text(Path(out), "".join(lines))
+    correct = sum(grade.correct for grade in grades)
+    return {
+        "items": len(grades),
+        "correct": correct,
+        "accuracy": correct / len(grades) if grades else 0.0,
+        "timeouts": sum(grade.timed_out for grade in grades),
+    }

@@ -1,0 +1,160 @@
+"""`emtune eval`: checkpoints × benchmarks → generate → grade → samples.jsonl + metrics.json per pair.
+
+Output layout under the run's folder: `<label>/<benchmark>/samples.jsonl` and `metrics.json` (each pair folder
+written whole or not at all), and `results.json` listing every pair's metrics, rewritten after each pair.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from emtune.data.formats import format_prompt
+from emtune.errors import ModelError
+from emtune.evaluate.backends import GenerationBackend, GenerationParams, open_backend
+from emtune.evaluate.grading import Grader
+from emtune.evaluate.models import ModelRef, expand_models, local_model
+from emtune.evaluate.passk import summarize
+from emtune.fsutil import atomic_dir, atomic_write_json
+from emtune.model.loading import load_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from emtune.config import RunConfig
+    from emtune.data.benchmarks import Benchmark
+
+log = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+METRICS_FILE = "metrics.json"
+RESULTS_FILE = "results.json"
+
+
+def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
+    from emtune.data.benchmarks import load_benchmark
+
+    return [load_benchmark(name, cfg.eval.sources.get(name)) for name in names]
+
+
+@contextmanager
+def _opened(cfg: RunConfig, ref: ModelRef) -> Iterator[tuple[GenerationBackend, PreTrainedTokenizerBase]]:
+    with local_model(ref, cfg.store) as path:
+        tokenizer = load_tokenizer(path)
+        backend = open_backend(cfg.eval, path, tokenizer, cfg.model.dtype, cfg.model.trust_remote_code)
+        try:
+            yield backend, tokenizer
+        finally:
+            backend.close()
+
+
+def _protocol(cfg: RunConfig) -> dict[str, Any]:
+    keys = ("prompt_format", "n", "temperature", "top_p", "max_new_tokens", "seed", "limit")
+    return {key: getattr(cfg.eval, key) for key in keys}
+
+
+def _evaluate(
+    cfg: RunConfig,
+    ref: ModelRef,
+    benchmark: Benchmark,
+    backend: GenerationBackend,
+    tokenizer: PreTrainedTokenizerBase,
+    grader: Grader,
+    out: Path,
+) -> dict[str, Any]:
+    """Generate, grade and write one (checkpoint, benchmark) pair; returns its metrics."""
+    ev = cfg.eval
+    items = benchmark.items[: ev.limit] if ev.limit else benchmark.items
+    prompts = [format_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
+    # Chat formats already hold their special tokens; only a raw prompt gets the tokenizer's (e.g. BOS).
+    prompt_ids = [tokenizer(text, add_special_tokens=ev.prompt_format == "raw")["input_ids"] for text in prompts]
+
+    started = time.perf_counter()
+    completions = backend.generate(prompt_ids, GenerationParams.from_config(ev))
+    generated_at = time.perf_counter()
+    texts = [[tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in row] for row in completions]
+    grades = grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row])
+    graded_at = time.perf_counter()
+
+    records = []
+    flat = iter(grades)
+    for item, prompt, row, row_texts in zip(items, prompts, completions, texts, strict=True):
+        for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):
+            grade = next(flat)
+            records.append(
+                {"id": item.id, "sample": sample, "prompt": prompt, "completion": text, "extracted": grade.extracted,
+                 "gold": item.gold, "correct": grade.correct, "timed_out": grade.timed_out,
+                 "tokens": len(completion.token_ids), "finish_reason": completion.finish_reason}
+            )  # fmt: skip
+    correct = [[r["correct"] for r in records[i * ev.n : (i + 1) * ev.n]] for i in range(len(items))]
+    scores = summarize(correct, ev.pass_k)
+    tokens = [r["tokens"] for r in records]
+    generation_s, grading_s = generated_at - started, graded_at - generated_at
+    metrics: dict[str, Any] = {
+        "model": ref.spec,
+        "label": ref.label,
+        "step": ref.step,
+        "benchmark": benchmark.name,
+        "backend": backend.name,
+        "protocol": _protocol(cfg),
+        "items": len(items),
+        "samples": len(records),
+        "accuracy": scores.get(f"avg@{ev.n}", 0.0),
+        **scores,
+        "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
+        "truncated_fraction": float(np.mean([r["finish_reason"] == "length" for r in records])) if records else 0.0,
+        "timeouts": sum(r["timed_out"] for r in records),
+        "generation_s": generation_s,
+        "grading_s": grading_s,
+        "wall_s": graded_at - started,
+        "tokens_per_s": sum(tokens) / generation_s if generation_s > 0 else 0.0,
+        "graded_per_s": len(records) / grading_s if grading_s > 0 else 0.0,
+    }
+    with atomic_dir(out / ref.label / benchmark.name) as tmp:
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        (tmp / SAMPLES_FILE).write_text(lines, encoding="utf-8")
+        atomic_write_json(tmp / METRICS_FILE, metrics)
+    log.info(
+        "%s on %s: accuracy %.1f%% (%d items, %d timeouts, %.0f tok/s)",
+        ref.label, benchmark.name, 100 * metrics["accuracy"], len(items), metrics["timeouts"], metrics["tokens_per_s"],
+    )  # fmt: skip
+    return metrics
+
+
+def run(cfg: RunConfig, models: list[str], benchmarks: list[str] | None = None, out: Path | None = None) -> Path:
+    """Evaluate every checkpoint `models` names on every benchmark; returns the run's output folder."""
+    out = Path(out) if out is not None else Path(cfg.run.out_dir) / "eval"
+    loaded = _load_benchmarks(cfg, benchmarks or cfg.eval.benchmarks)  # bad names fail before any model loads
+    refs = expand_models(models, cfg.store)
+    results: list[dict[str, Any]] = []
+    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
+        for ref in refs:
+            with _opened(cfg, ref) as (backend, tokenizer):
+                for benchmark in loaded:
+                    results.append(_evaluate(cfg, ref, benchmark, backend, tokenizer, grader, out))
+                    atomic_write_json(
+                        out / RESULTS_FILE, {"eval": cfg.eval.model_dump(mode="json"), "results": results}
+                    )
+    return out
+
+
+def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: int | None = None) -> dict[str, Any]:
+    """One (checkpoint, benchmark) pair into `out/<label>/<benchmark>/`, as the pipeline fans them out.
+
+    `step` overrides the step read from the model's name (a store step URI or a step-N folder).
+    """
+    refs = expand_models([model], cfg.store)
+    if len(refs) != 1:
+        raise ModelError(f"evaluate_pair needs one checkpoint; {model!r} names {len(refs)} (pass a step URI)")
+    ref = refs[0] if step is None else replace(refs[0], step=step, label=f"step-{step}")
+    (loaded,) = _load_benchmarks(cfg, [benchmark])
+    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader, _opened(cfg, ref) as opened:
+        return _evaluate(cfg, ref, loaded, *opened, grader, Path(out))

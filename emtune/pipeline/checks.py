@@ -1,0 +1,18 @@
+"""Checks of a run config before a pipeline is compiled, run or submitted: fail early, in one line."""
+
+from __future__ import annotations
+
+from emtune.config import RunConfig
+from emtune.errors import ConfigError
+
+
+def check_pipeline_config(cfg: RunConfig, *, cluster: bool = False) -> None:
+    """Raise the EmtuneError a pipeline run would otherwise hit later, in some pod."""
+    from emtune.data.benchmarks import get_benchmark
+
+    for name in cfg.eval.benchmarks:
+        get_benchmark(name)  # DataError listing the known benchmarks
+    if cluster and not (cfg.store.uri or "").startswith("s3://"):
+        raise ConfigError(
+            f"store.uri = {cfg.store.uri!r}: pods on a cluster share checkpoints through S3; set s3://bucket/prefix"
+        )

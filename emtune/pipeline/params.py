@@ -1,0 +1,174 @@
+"""Pipeline parameters generated from the run-config model: one per hyper-parameter, same default and help.
+
+Every leaf field of RunConfig outside the compile-time `pipeline` section becomes a KFP parameter named by
+its dotted key with `_` for `.` (`train.learning_rate` -> `train_learning_rate`). Inside the pipeline the
+values travel to the `config` step as `key=value` lines, one per parameter, and `resolve_config` turns them
+back into a validated RunConfig. Optional fields are text parameters where the empty string means unset,
+since a KFP parameter cannot hold None.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel
+
+from emtune.config import RunConfig, validate_config
+from emtune.config_base import Section
+from emtune.errors import ConfigError
+
+# Fixed when the pipeline is compiled: it shapes the graph (fan-out, images, pods), so not a run parameter.
+COMPILE_TIME_SECTIONS = ("pipeline",)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str  # the KFP parameter
+    key: str  # the dotted config key
+    kfp_type: type  # str | int | float | bool | list | dict
+    optional: bool  # None allowed: carried as text, "" = unset
+    text: bool  # the value is a string (str, Path, string Literal): passed through undecoded
+    description: str
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(args) < len(typing.get_args(annotation)):
+            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True  # noqa: UP007
+    return annotation, False
+
+
+def _is_text(annotation: Any) -> bool:
+    if annotation in (str, Path):
+        return True
+    return typing.get_origin(annotation) is Literal and all(isinstance(a, str) for a in typing.get_args(annotation))
+
+
+def _kfp_type(annotation: Any) -> type:
+    origin = typing.get_origin(annotation) or annotation
+    for python_type in (bool, int, float, list, dict):
+        if origin is python_type:
+            return python_type
+    return str
+
+
+def _leaf_specs(model: type[BaseModel], prefix: str) -> list[ParamSpec]:
+    specs = []
+    for field_name, field in model.model_fields.items():
+        key = f"{prefix}{field_name}"
+        annotation, optional = _strip_optional(field.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            specs += _leaf_specs(annotation, f"{key}.")
+            continue
+        text = _is_text(annotation)
+        specs.append(
+            ParamSpec(
+                name=key.replace(".", "_"),
+                key=key,
+                kfp_type=str if optional or text else _kfp_type(annotation),
+                optional=optional,
+                text=text,
+                description=(field.description or key) + (" (empty: unset)" if optional else ""),
+            )
+        )
+    return specs
+
+
+def param_specs() -> list[ParamSpec]:
+    specs = []
+    for section, field in RunConfig.model_fields.items():
+        if section in COMPILE_TIME_SECTIONS:
+            continue
+        assert isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+        specs += _leaf_specs(field.annotation, f"{section}.")
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    assert not duplicates, f"config keys collide as pipeline parameters: {duplicates}"
+    return specs
+
+
+def _lookup(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def encode(spec: ParamSpec, value: Any) -> Any:
+    """A config value as its pipeline parameter's value."""
+    if value is None:
+        return ""
+    if spec.kfp_type is str and not spec.text:
+        return json.dumps(value)  # an optional number or list, carried as text
+    return value
+
+
+def param_values(cfg: RunConfig) -> dict[str, Any]:
+    """Every pipeline parameter's value for `cfg` (the arguments of a run)."""
+    data = cfg.model_dump(mode="json")
+    return {spec.name: encode(spec, _lookup(data, spec.key)) for spec in param_specs()}
+
+
+def pipeline_signature(cfg: RunConfig) -> inspect.Signature:
+    """One typed parameter per hyper-parameter, with `cfg`'s values as defaults."""
+    defaults = param_values(cfg)
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[spec.name], annotation=spec.kfp_type
+            )
+            for spec in param_specs()
+        ]
+    )
+
+
+def params_docstring(summary: str) -> str:
+    """A Google-style docstring whose Args are the parameters' help texts (KFP shows them in the UI)."""
+    lines = [summary, "", "Args:"]
+    lines += [f"    {spec.name}: {spec.description}" for spec in param_specs()]
+    return "\n".join(lines)
+
+
+def overrides_text(arguments: dict[str, Any]) -> str:
+    """`key=value` lines; inside a pipeline the values are channels that KFP fills in at run time."""
+    return "\n".join(f"{spec.key}={arguments[spec.name]}" for spec in param_specs())
+
+
+def _decode(spec: ParamSpec, raw: str) -> Any:
+    if raw == "" and spec.optional:
+        return None
+    if spec.text:
+        return raw
+    try:
+        return json.loads(raw)  # KFP renders numbers, booleans and lists as JSON
+    except json.JSONDecodeError:
+        return raw  # validation names the key and the bad value
+
+
+def resolve_config(compile_time_yaml: str, overrides: str) -> RunConfig:
+    """The run's RunConfig: the compile-time sections plus the run's parameter values."""
+    data = yaml.safe_load(compile_time_yaml) or {}
+    by_key = {spec.key: spec for spec in param_specs()}
+    for line in overrides.splitlines():
+        key, sep, raw = line.partition("=")
+        spec = by_key.get(key)
+        if not sep or spec is None:
+            raise ConfigError(f"pipeline parameter line {line[:80]!r} is not key=value for a known config key")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _decode(spec, raw)
+    return validate_config(data)
+
+
+def compile_time_yaml(cfg: RunConfig) -> str:
+    """The sections baked into the compiled pipeline."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", include=set(COMPILE_TIME_SECTIONS)), sort_keys=False)

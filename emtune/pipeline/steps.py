@@ -1,0 +1,174 @@
+"""What each pipeline component calls: KFP inputs and outputs (config text, artifact paths) in, the step's
+library function called, its results shaped for the next task out. Components hold no logic beyond one call.
+
+Checkpoints move between tasks by store URI; prompts, metrics and reports are artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emtune.config import RunConfig, dump_config, validate_config
+from emtune.errors import ConfigError, TrainingError
+from emtune.fsutil import atomic_write_text
+from emtune.pipeline.params import resolve_config
+
+log = logging.getLogger(__name__)
+
+PROMPTS_FILE = "prompts.parquet"
+TRAIN_METRICS_FILE = "metrics.jsonl"
+
+
+def load_run_config(config_yaml: str) -> RunConfig:
+    return validate_config(yaml.safe_load(config_yaml) or {})
+
+
+def config_step(compile_time_yaml: str, overrides: str) -> str:
+    """The run's validated config, as YAML every later task reads."""
+    cfg = resolve_config(compile_time_yaml, overrides)
+    if not cfg.store.uri:
+        raise ConfigError("store.uri is unset; the pipeline moves checkpoints through a store (s3:// or file://)")
+    return dump_config(cfg)
+
+
+def prep_step(config_yaml: str, prompts_dir: str) -> None:
+    from emtune.data import prep
+
+    prep.run(load_run_config(config_yaml), out=Path(prompts_dir))
+
+
+def run_store_uri(cfg: RunConfig, run_id: str) -> str:
+    """Each pipeline run pushes to its own prefix under store.uri, so runs never mix their steps."""
+    assert cfg.store.uri
+    return f"{cfg.store.uri.rstrip('/')}/{run_id}"
+
+
+def eval_pairs(cfg: RunConfig, saved: dict[int, str]) -> list[dict[str, Any]]:
+    """(checkpoint, benchmark) pairs: pipeline.eval_steps, else step 0 (the base model) and every saved step."""
+    steps = cfg.pipeline.eval_steps if cfg.pipeline.eval_steps is not None else [0, *sorted(saved)]
+    missing = [step for step in steps if step and step not in saved]
+    if missing:
+        raise TrainingError(
+            f"pipeline.eval_steps names steps {missing} that training did not save; saved: {sorted(saved)}"
+        )
+    return [
+        {"model": saved[step] if step else cfg.model.path, "step": step, "benchmark": benchmark}
+        for step in dict.fromkeys(steps)
+        for benchmark in cfg.eval.benchmarks
+    ]
+
+
+def _train_in_pod(cfg: RunConfig) -> None:
+    """Train on this pod: in-process, or one process per accelerator under torchrun."""
+    gpus = cfg.pipeline.train.accelerator_count
+    if gpus <= 1:
+        from emtune.train import trainer
+
+        trainer.run(cfg)
+        return
+    config_file = Path(cfg.run.out_dir) / "run.yaml"
+    atomic_write_text(config_file, dump_config(cfg))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    command += ["-m", "emtune", "train", "--config", str(config_file)]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise TrainingError(f"training on {gpus} local processes exited with status {completed.returncode}")
+
+
+def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
+    from emtune.cluster.k8s import KubernetesTrainJobClient, current_namespace
+    from emtune.cluster.launcher import LaunchSettings, TrainJobLauncher, cancel_on_sigterm
+    from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob, trainjob_name
+
+    settings = cfg.pipeline.trainjob
+    namespace = settings.namespace or current_namespace()
+    name = trainjob_name(run_id)
+    job = build_trainjob(cfg, name=name, namespace=namespace, config_map=f"{name}-inputs")
+    prompt_bytes = prompts.read_bytes()
+
+    def inputs(uid: str) -> Any:
+        return build_inputs_config_map(
+            cfg, prompt_bytes, name=f"{name}-inputs", namespace=namespace, owner=job, owner_uid=uid
+        )
+
+    launcher = TrainJobLauncher(
+        KubernetesTrainJobClient(namespace),
+        LaunchSettings(poll_s=settings.poll_s, start_timeout_s=settings.start_timeout_s, timeout_s=settings.timeout_s),
+    )
+    with cancel_on_sigterm():
+        launcher.run(job, inputs)
+
+
+def train_step(config_yaml: str, prompts_dir: str, run_id: str, metrics_path: str) -> list[dict[str, Any]]:
+    """Train, pushing every saved step to the run's store prefix; returns the evaluation pairs."""
+    from emtune.store import open_store
+
+    cfg = load_run_config(config_yaml)
+    cfg.store.uri = run_store_uri(cfg, run_id)
+    prompts = Path(prompts_dir) / PROMPTS_FILE
+    cfg.train.prompts = str(prompts)
+    if cfg.train.nodes > 1:
+        _train_on_trainjob(cfg, prompts, run_id)
+    else:
+        _train_in_pod(cfg)
+    store = open_store(cfg.store.uri, cfg.store)
+    saved = {step: store.step_uri(step) for step in store.complete_steps()}
+    if not saved:
+        raise TrainingError(f"training finished but store {cfg.store.uri!r} holds no complete step")
+    _write_train_metrics(cfg, store, sorted(saved), Path(metrics_path))
+    return eval_pairs(cfg, saved)
+
+
+def _write_train_metrics(cfg: RunConfig, store: Any, steps: list[int], out: Path) -> None:
+    """Per-step training metrics: the trainer's metrics.jsonl, or (other nodes trained) the store manifests'."""
+    local = Path(cfg.run.out_dir) / TRAIN_METRICS_FILE
+    if cfg.train.nodes == 1 and local.is_file():
+        shutil.copyfile(local, out)
+        return
+    lines = [json.dumps({"step": step, **store.read_manifest(step).metrics}) for step in steps]
+    atomic_write_text(out, "".join(line + "\n" for line in lines))
+
+
+def eval_step(config_yaml: str, model: str, step: int, benchmark: str, out_dir: str) -> dict[str, Any]:
+    from emtune.evaluate.runner import evaluate_pair
+
+    return evaluate_pair(load_run_config(config_yaml), model, benchmark, Path(out_dir), step=step)
+
+
+def report_step(
+    eval_dirs: list[str], train_metrics: str, report_dir: str, html_path: str, log_metric: Callable[[str, float], None]
+) -> Path:
+    """Build the report from every pair's results and log its headline numbers (the KFP Metrics output)."""
+    from emtune.report.build import run as build_report
+
+    folders = [Path(d) for d in eval_dirs]
+    out = build_report(folders, Path(report_dir), metrics_jsonl=[Path(train_metrics)])
+    shutil.copyfile(out / "report.html", html_path)
+    for name, value in headline_metrics(folders).items():
+        log_metric(name, value)
+    return out
+
+
+def headline_metrics(eval_dirs: list[Path]) -> dict[str, float]:
+    """Accuracy of every (benchmark, step), and each benchmark's gain of its best step over the base model."""
+    by_benchmark: dict[str, dict[int, float]] = {}
+    for eval_dir in eval_dirs:
+        for metrics_file in sorted(eval_dir.glob("*/*/metrics.json")):
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            by_benchmark.setdefault(metrics["benchmark"], {})[int(metrics["step"])] = float(metrics["accuracy"])
+    headline: dict[str, float] = {}
+    for benchmark, accuracy in sorted(by_benchmark.items()):
+        for step, value in sorted(accuracy.items()):
+            headline[f"{benchmark}/step-{step}/accuracy"] = value
+        if 0 in accuracy:
+            headline[f"{benchmark}/best_gain"] = max(accuracy.values()) - accuracy[0]
+    return headline

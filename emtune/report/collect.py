@@ -1,0 +1,71 @@
+"""Find what a report is made of: eval metrics (`metrics.json` per pair) and trainer metrics (`metrics.jsonl`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emtune.errors import DataError
+
+log = logging.getLogger(__name__)
+
+EVAL_METRICS = "metrics.json"
+TRAIN_METRICS = "metrics.jsonl"
+_REQUIRED = ("label", "step", "benchmark", "accuracy")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc}") from None
+
+
+def _files(inputs: list[Path], name: str) -> list[Path]:
+    found: list[Path] = []
+    for root in inputs:
+        root = Path(root)
+        if not root.exists():
+            raise DataError(f"report input {str(root)!r} does not exist")
+        found.extend([root] if root.is_file() and root.name == name else sorted(root.rglob(name)))
+    return found
+
+
+def collect_eval(inputs: list[Path]) -> list[dict[str, Any]]:
+    """Every (checkpoint, benchmark) metrics record under `inputs`; a pair seen twice keeps the later one."""
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in _files(inputs, EVAL_METRICS):
+        record = _read_json(path)
+        if not isinstance(record, dict) or any(key not in record for key in _REQUIRED):
+            log.debug("skipping %s: not an emtune eval metrics file", path)
+            continue
+        key = (record["label"], record["benchmark"])
+        if key in pairs:
+            log.warning("%s on %s appears twice; using %s", *key, path)
+        pairs[key] = record
+    if not pairs:
+        raise DataError(f"no eval results (*/{EVAL_METRICS} from emtune eval) under {[str(p) for p in inputs]}")
+    return list(pairs.values())
+
+
+def collect_training(inputs: list[Path], extra: list[Path] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Trainer metrics per run (named by its folder): found under `inputs`, plus the files `extra` names."""
+    for path in extra or []:
+        if not Path(path).is_file():
+            raise DataError(f"trainer metrics file {str(path)!r} does not exist")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for path in dict.fromkeys([*_files(inputs, TRAIN_METRICS), *(Path(p) for p in extra or [])]):
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise DataError(f"{path}:{number} is not a JSON object") from None
+        name = path.parent.name or str(path)
+        runs[name if name not in runs else str(path.parent)] = sorted(
+            (row for row in rows if "step" in row), key=lambda row: row["step"]
+        )
+    return runs

@@ -1,0 +1,105 @@
+"""`emtune-pipeline`: config → prep → train → fan-out evaluation over (checkpoint step × benchmark) → report.
+
+The graph's shape (fan-out width, images, pod resources, secrets, retries) comes from the run config's
+`pipeline` section when it is compiled; every other config key is a run-time pipeline parameter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kfp import compiler, dsl, kubernetes
+from kfp.dsl.graph_component import GraphComponent
+
+from emtune.components import config, evaluate, prep, report, train
+from emtune.config import RunConfig
+from emtune.pipeline.checks import check_pipeline_config
+from emtune.pipeline.config import StepResources
+from emtune.pipeline.params import compile_time_yaml, overrides_text, params_docstring, pipeline_signature
+
+PIPELINE_NAME = "emtune-pipeline"
+COMPILED_YAML = Path(__file__).with_name("emtune_pipeline.yaml")
+S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+WANDB_SECRET_KEYS = ("WANDB_API_KEY",)
+
+
+def _place(task: dsl.PipelineTask, res: StepResources) -> None:
+    """Pod resources, accelerators, scheduling, and a RAM-backed /dev/shm for multi-accelerator pods."""
+    if res.accelerator_count:
+        task.set_accelerator_type(res.accelerator_type).set_accelerator_limit(res.accelerator_count)
+    if res.cpu_request:
+        task.set_cpu_request(res.cpu_request)
+    if res.cpu_limit:
+        task.set_cpu_limit(res.cpu_limit)
+    if res.memory_request:
+        task.set_memory_request(res.memory_request)
+    if res.memory_limit:
+        task.set_memory_limit(res.memory_limit)
+    for label, value in res.node_selector.items():
+        kubernetes.add_node_selector(task, label, value)
+    for toleration in res.tolerations:
+        kubernetes.add_toleration(
+            task, key=toleration.key, operator=toleration.operator, value=toleration.value, effect=toleration.effect
+        )
+    if res.accelerator_count > 1:
+        kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=res.shm_size)
+
+
+def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> None:
+    """Credentials as env vars from Kubernetes secrets; optional, so a store that needs none still works."""
+    if cfg.pipeline.s3_secret:
+        keys = {key: key for key in S3_SECRET_KEYS}
+        kubernetes.use_secret_as_env(task, cfg.pipeline.s3_secret, keys, optional=True)
+    if wandb and cfg.pipeline.wandb_secret:
+        keys = {key: key for key in WANDB_SECRET_KEYS}
+        kubernetes.use_secret_as_env(task, cfg.pipeline.wandb_secret, keys, optional=True)
+
+
+def build_pipeline(cfg: RunConfig) -> GraphComponent:
+    """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`."""
+    check_pipeline_config(cfg)
+    p = cfg.pipeline
+    config_op, prep_op, train_op = (m.component(p.train_image) for m in (config, prep, train))
+    eval_op, report_op = (m.component(p.eval_image) for m in (evaluate, report))
+    baked = compile_time_yaml(cfg)
+
+    signature = pipeline_signature(cfg)
+
+    def emtune_pipeline(*args: Any) -> None:  # KFP passes one channel per parameter, in signature order
+        params = dict(zip(signature.parameters, args, strict=True))
+        resolved = config_op(compile_time_config=baked, overrides=overrides_text(params)).set_display_name("config")
+
+        prompts = prep_op(config=resolved.output).set_caching_options(True)
+        _place(prompts, p.prep)
+        _secrets(prompts, cfg)
+
+        # A cached train step would skip training and hand on another run's checkpoints.
+        trained = train_op(
+            config=resolved.output, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        ).set_caching_options(False)
+        _place(trained, p.train)
+        _secrets(trained, cfg, wandb=True)
+
+        with dsl.ParallelFor(trained.outputs["Output"], parallelism=p.parallelism) as pair:
+            evaluated = eval_op(config=resolved.output, model=pair.model, step=pair.step, benchmark=pair.benchmark)
+            evaluated.set_caching_options(True)
+            evaluated.set_retry(p.eval_retries, backoff_duration=f"{p.eval_retry_backoff_s}s", backoff_factor=2.0)
+            _place(evaluated, p.eval)
+            _secrets(evaluated, cfg)
+
+        reported = report_op(
+            eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=trained.outputs["metrics"]
+        )
+        _place(reported, p.report)
+
+    emtune_pipeline.__signature__ = signature  # type: ignore[attr-defined]
+    emtune_pipeline.__doc__ = params_docstring(
+        "Entropy-minimisation fine-tuning: prep, train, evaluate every (checkpoint, benchmark) pair, report."
+    )
+    return dsl.pipeline(name=PIPELINE_NAME)(emtune_pipeline)
+
+
+def compile_pipeline(cfg: RunConfig, path: Path) -> Path:
+    compiler.Compiler().compile(build_pipeline(cfg), str(path))
+    return path
