@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test test-gpu lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+test-gpu: venv
+	$(BIN)/python -m pytest -q -m gpu tests/gpu
+
+docs: venv
+	$(BIN)/emtune config docs --write README.md
 
 lint: venv
 	$(BIN)/ruff check emtune tests

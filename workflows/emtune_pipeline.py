@@ -64,9 +64,10 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
     eval_op, report_op = (m.component(p.eval_image) for m in (evaluate, report))
     baked = compile_time_yaml(cfg)
 
-    signature = pipeline_signature(cfg)
+    # The pipeline's one output is the report folder (kfp.local hands it back to `emtune pipeline run`).
+    signature = pipeline_signature(cfg).replace(return_annotation=dsl.Artifact)
 
-    def emtune_pipeline(*args: Any) -> None:  # KFP passes one channel per parameter, in signature order
+    def emtune_pipeline(*args: Any) -> Any:  # KFP passes one channel per parameter, in signature order
         params = dict(zip(signature.parameters, args, strict=True))
         resolved = config_op(compile_time_config=baked, overrides=overrides_text(params)).set_display_name("config")
 
@@ -92,6 +93,7 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
             eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=trained.outputs["metrics"]
         )
         _place(reported, p.report)
+        return reported.outputs["report"]
 
     emtune_pipeline.__signature__ = signature  # type: ignore[attr-defined]
     emtune_pipeline.__doc__ = params_docstring(

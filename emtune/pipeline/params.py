@@ -119,11 +119,10 @@ def param_values(cfg: RunConfig) -> dict[str, Any]:
 def pipeline_signature(cfg: RunConfig) -> inspect.Signature:
     """One typed parameter per hyper-parameter, with `cfg`'s values as defaults."""
     defaults = param_values(cfg)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     return inspect.Signature(
         [
-            inspect.Parameter(
-                spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[spec.name], annotation=spec.kfp_type
-            )
+            inspect.Parameter(spec.name, kind, default=defaults[spec.name], annotation=spec.kfp_type)
             for spec in param_specs()
         ]
     )

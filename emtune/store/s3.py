@@ -226,4 +226,10 @@ class S3Store(CheckpointStore):
                     return
                 raise
             for upload in uploads:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchUpload":  # finished or aborted meanwhile: nothing left to drop
+                        raise

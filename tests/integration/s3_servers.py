@@ -10,9 +10,12 @@ rclone_s3_server  session  ``rclone serve s3`` (a subprocess, rclone from the ``
 s3_server         function parametrised over ["moto", "rclone"]; points boto3's default chain at the server
                            through environment variables (monkeypatch) and yields its ``LocalS3Server``
                            (name, endpoint_url, access_key, secret_key).
-s3_store_config   function a ``StoreConfig`` for ``s3_server``: endpoint, path-style addressing, 5 MiB multipart
-                           threshold and parts, 2 attempts, 2 s connect timeout.
-s3_bucket         function a fresh, empty bucket on ``s3_server``; yields its name.
+s3_store_config   function ``s3_config(s3_server)``: endpoint, path-style addressing, 5 MiB multipart threshold
+                           and parts, 2 attempts, 2 s connect timeout.
+s3_bucket         function a fresh, empty bucket on ``s3_server`` (dropped after the test); its name.
+use_s3_server     function ``use_s3_server(server) -> StoreConfig``: point boto3's default chain at any server
+                           (for fixtures that choose the server themselves).
+new_bucket        function ``new_bucket(cfg) -> name``: more fresh buckets, dropped after the test.
 s3_client         function a boto3 client on ``s3_server`` for looking behind the store's back.
 make_step_dir     function a factory ``make_step_dir(step, *, weights_bytes=65536, run_dir=None) -> Path`` writing a
                            step folder shaped like the trainer's (model files, trainer_state/, checkpoint.json
@@ -51,26 +54,64 @@ def rclone_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
         yield server
 
 
+def s3_config(server: LocalS3Server, **changes: Any) -> StoreConfig:
+    """Store settings for a local server: small parts so multipart paths run on small files."""
+    settings: dict[str, Any] = {
+        "endpoint_url": server.endpoint_url,
+        "path_style": True,
+        "multipart_threshold_mb": 5,
+        "part_size_mb": 5,
+        "max_attempts": 2,
+        "connect_timeout_s": 2.0,
+    }
+    return StoreConfig(**{**settings, **changes})
+
+
+@pytest.fixture
+def use_s3_server(monkeypatch: pytest.MonkeyPatch) -> Callable[[LocalS3Server], StoreConfig]:
+    """Point boto3's default chain at a server (environment only) and return its StoreConfig."""
+
+    def use(server: LocalS3Server) -> StoreConfig:
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        return s3_config(server)
+
+    return use
+
+
+@pytest.fixture
+def new_bucket() -> Iterator[Callable[[StoreConfig], str]]:
+    """Create fresh buckets (``new_bucket(cfg) -> name``); each is emptied and dropped after the test."""
+    made: list[tuple[Any, str]] = []
+
+    def create(cfg: StoreConfig) -> str:
+        client = make_s3_client(cfg)
+        name = f"emtune-test-{next(_bucket_numbers)}"
+        client.create_bucket(Bucket=name)
+        made.append((client, name))
+        return name
+
+    yield create
+    for client, name in made:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        client.delete_bucket(Bucket=name)
+
+
 @pytest.fixture(params=["moto", "rclone"])
-def s3_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> LocalS3Server:
+def s3_server(request: pytest.FixtureRequest, use_s3_server: Callable[[LocalS3Server], StoreConfig]) -> LocalS3Server:
     server: LocalS3Server = request.getfixturevalue(f"{request.param}_s3_server")
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
+    use_s3_server(server)
     return server
 
 
 @pytest.fixture
 def s3_store_config(s3_server: LocalS3Server) -> StoreConfig:
-    return StoreConfig(
-        endpoint_url=s3_server.endpoint_url,
-        path_style=True,
-        multipart_threshold_mb=5,
-        part_size_mb=5,
-        max_attempts=2,
-        connect_timeout_s=2.0,
-    )
+    return s3_config(s3_server)
 
 
 @pytest.fixture
@@ -79,17 +120,8 @@ def s3_client(s3_store_config: StoreConfig) -> Any:
 
 
 @pytest.fixture
-def s3_bucket(s3_client: Any) -> Iterator[str]:
-    name = f"emtune-test-{next(_bucket_numbers)}"
-    s3_client.create_bucket(Bucket=name)
-    yield name
-    # Empty and drop it so a session-scoped server does not grow with every test.
-    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=name)
-    for page in pages:
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            s3_client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
-    s3_client.delete_bucket(Bucket=name)
+def s3_bucket(s3_store_config: StoreConfig, new_bucket: Callable[[StoreConfig], str]) -> str:
+    return new_bucket(s3_store_config)
 
 
 @pytest.fixture

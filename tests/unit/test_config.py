@@ -73,3 +73,12 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "train.rollouts_per_step" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_readme_config_reference_is_fresh() -> None:
+    """The README embeds the reference generated from the config models; regenerate it when a field changes."""
+    from emtune.config_docs import END, START, reference_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == reference_markdown().strip(), "run: emtune config docs --write README.md"

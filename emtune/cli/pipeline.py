@@ -1,0 +1,100 @@
+"""`emtune pipeline compile|run|submit|runs`: the Kubeflow pipeline, locally or on a cluster."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.errors import ConfigError
+
+pipeline_app = typer.Typer(help="The Kubeflow pipeline: compile it, run it here, or submit it.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("compile")
+def compile_pipeline(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the YAML here; default: stdout.")] = None,
+) -> None:
+    """Compile `emtune-pipeline` to KFP's YAML; parameters default to the config's values."""
+    from emtune.workflows.emtune_pipeline import compile_pipeline as compile_to
+
+    cfg = build_config(config, sets)
+    if output is not None:
+        compile_to(cfg, output)
+        typer.echo(str(output))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        typer.echo(compile_to(cfg, Path(tmp) / "pipeline.yaml").read_text(encoding="utf-8"), nl=False)
+
+
+@pipeline_app.command("run")
+def run_pipeline(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    local: Annotated[bool, typer.Option("--local", help="Run every step here with kfp.local (required).")] = False,
+    runs_root: Annotated[
+        Path | None, typer.Option(help="Folder of local runs; default: run.out_dir. Each run gets a subfolder.")
+    ] = None,
+) -> None:
+    """Run the whole pipeline on this machine and print where the report is."""
+    if not local:
+        raise ConfigError("emtune pipeline run needs --local; to run on a cluster use `emtune pipeline submit`")
+    from emtune.pipeline.local import run_local
+
+    record = run_local(build_config(config, sets), runs_root)
+    typer.echo(f"run {record.run_id} succeeded; report: {record.report}")
+
+
+@pipeline_app.command("runs")
+def list_local_runs(
+    runs_root: Annotated[Path, typer.Argument(help="Folder of local runs (run.out_dir of the runs).")] = Path(
+        "runs/emtune"
+    ),
+) -> None:
+    """List recorded local runs: id, status, start time, report."""
+    from emtune.pipeline.local import list_runs
+
+    for record in list_runs(runs_root):
+        typer.echo(f"{record.run_id}  {record.status:<9}  {record.created_at}  {record.report or record.error or ''}")
+
+
+@pipeline_app.command("submit")
+def submit_pipeline(
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    host: Annotated[str | None, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline-ui.kubeflow.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) to run in.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment the run belongs to.")] = "emtune",
+    run_name: Annotated[str | None, typer.Option(help="Run name; default: run.name and a timestamp.")] = None,
+    recurring: Annotated[
+        str | None, typer.Option(help="Cron schedule: create a recurring run (max concurrency 1, no catch-up).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pipeline and the request only.")] = False,
+) -> None:
+    """Upload the pipeline (or a new version) to Kubeflow Pipelines and start a run; prints its URL."""
+    from emtune.cluster.submit import build_request, submit
+
+    cfg = build_config(config, sets)
+    with tempfile.TemporaryDirectory() as tmp:
+        request = build_request(
+            cfg,
+            Path(tmp) / "emtune_pipeline.yaml",
+            host=host,
+            namespace=namespace,
+            experiment=experiment,
+            run_name=run_name,
+            recurring=recurring,
+        )
+        if dry_run:
+            typer.echo(request.package.read_text(encoding="utf-8"), nl=False)
+            typer.echo("---")
+            typer.echo(json.dumps({"request": request.summary}, indent=2, sort_keys=True))
+            return
+        typer.echo(submit(request))
