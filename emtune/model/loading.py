@@ -60,8 +60,6 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
 def load_model(spec: str, dtype: str = "float32", trust_remote_code: bool = False) -> PreTrainedModel:
     where = resolve_model(spec)
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            where, dtype=_DTYPES[dtype], trust_remote_code=trust_remote_code
-        )
+        return AutoModelForCausalLM.from_pretrained(where, dtype=_DTYPES[dtype], trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a causal LM from {spec!r}: {str(exc).splitlines()[0]}") from None

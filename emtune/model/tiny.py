@@ -39,7 +39,7 @@ _WORDS = (
     "what is compute how many ways probability answer step reason final put your within boxed "
     "please therefore so we have thus then if and only for each positive negative square root"
 ).split()
-_LATEX = [r"\frac{", r"\sqrt{", r"\boxed{", r"\cdot", r"\pi", r"\le", r"\ge", "^2", "_{n}", "$", "}", "(", ")", "=", "+"]
+_LATEX = [r"\frac{", r"\sqrt{", r"\boxed{", r"\cdot", r"\pi", r"\le", r"\ge", "^2", "_{n}", "$", "}", "(", ")", "="]
 
 
 def _corpus(seed: int, lines: int = 4000) -> Iterator[str]:

@@ -19,7 +19,7 @@ import yaml
 
 from emtune.config import RunConfig, dump_config, validate_config
 from emtune.errors import ConfigError, TrainingError
-from emtune.fsutil import atomic_write_text
+from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from emtune.pipeline.params import resolve_config
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,39 @@ def config_step(compile_time_yaml: str, overrides: str) -> str:
 
 
 def prep_step(config_yaml: str, prompts_dir: str) -> None:
+    """prep's output folder; without data.source, the prompt set train.prompts names (e.g. builtin:demo)."""
+    cfg = load_run_config(config_yaml)
+    if cfg.data.source is None:
+        _write_prompt_set(cfg, Path(prompts_dir))
+        return
     from emtune.data import prep
 
-    prep.run(load_run_config(config_yaml), out=Path(prompts_dir))
+    prep.run(cfg, out=Path(prompts_dir))
+
+
+def _write_prompt_set(cfg: RunConfig, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emtune.train.trainer import load_prompts
+
+    prompt_set = load_prompts(cfg)
+    count = len(prompt_set.problems)
+    table = pa.table(
+        {
+            "id": [str(index) for index in range(count)],
+            "problem": prompt_set.problems,
+            "answer": pa.nulls(count, pa.string()),
+        }
+    )
+    manifest = {
+        "source": cfg.train.prompts,
+        "rows_unique": count,
+        "prompt_format": prompt_set.prompt_format or cfg.data.prompt_format,
+    }
+    with atomic_dir(out) as tmp:
+        pq.write_table(table, tmp / PROMPTS_FILE)
+        atomic_write_json(tmp / "manifest.json", manifest)
 
 
 def run_store_uri(cfg: RunConfig, run_id: str) -> str:
@@ -116,6 +146,7 @@ def train_step(config_yaml: str, prompts_dir: str, run_id: str, metrics_path: st
     cfg.store.uri = run_store_uri(cfg, run_id)
     prompts = Path(prompts_dir) / PROMPTS_FILE
     cfg.train.prompts = str(prompts)
+    cfg.data.field = "problem"  # prep names the problem column so, whatever the source called it
     if cfg.train.nodes > 1:
         _train_on_trainjob(cfg, prompts, run_id)
     else:

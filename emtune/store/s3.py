@@ -222,7 +222,8 @@ class S3Store(CheckpointStore):
                 )
                 uploads = [upload for page in pages for upload in page.get("Uploads", [])]
             except ClientError as exc:
-                if _code(exc) in _UNSUPPORTED:
+                # rclone answers NoSuchUpload when there is none to list.
+                if _code(exc) in _UNSUPPORTED or _code(exc) == "NoSuchUpload":
                     return
                 raise
             for upload in uploads:

@@ -52,7 +52,7 @@ def test_overrides_beat_the_file(tmp_path: Path) -> None:
 
 
 def test_override_without_equals_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_override("train.learning_rate")
 
 

@@ -1,0 +1,205 @@
+"""The TrainJob launcher's state machine, driven by recorded TrainJob status sequences."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from emtune.cluster.launcher import (
+    JobState,
+    LaunchSettings,
+    PodInfo,
+    StepCancelled,
+    TrainJobLauncher,
+    cancel_on_sigterm,
+    job_state,
+)
+from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob
+from emtune.config import load_config
+from emtune.errors import TrainingError
+
+# Conditions as the Trainer 2.3 controller writes them on a TrainJob's status.
+CREATED = {"type": "Created", "status": "True", "reason": "JobsCreationSucceeded", "message": "jobs are created"}
+COMPLETE = {"type": "Complete", "status": "True", "reason": "JobsCompleted", "message": "jobs are completed"}
+FAILED = {
+    "type": "Failed",
+    "status": "True",
+    "reason": "JobsFailed",
+    "message": 'jobset failed: replicatedJob "node" failed: BackoffLimitExceeded',
+}
+SUSPENDED_FALSE = {"type": "Suspended", "status": "False", "reason": "Resumed", "message": ""}
+
+
+def snapshot(*conditions: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "status": {"conditions": list(conditions)},
+    }
+
+
+class RecordedCluster:
+    """Replays recorded TrainJob snapshots and node-0 pod phases, one per poll, and records what it was asked."""
+
+    def __init__(self, snapshots: list[dict[str, Any]], pod_phases: list[str | None], logs: list[str]) -> None:
+        self.snapshots, self.pod_phases, self.logs = snapshots, pod_phases, logs
+        self.created: list[dict[str, Any]] = []
+        self.config_maps: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.polls = 0
+        self.pod_polls = 0
+
+    def create_trainjob(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return {**body, "metadata": {**body["metadata"], "uid": "uid-1234"}}
+
+    def create_config_map(self, body: dict[str, Any]) -> None:
+        self.config_maps.append(body)
+
+    def get_trainjob(self, name: str) -> dict[str, Any]:
+        snap = self.snapshots[min(self.polls, len(self.snapshots) - 1)]
+        self.polls += 1
+        return snap
+
+    def node0_pod(self, name: str) -> PodInfo | None:
+        phase = self.pod_phases[min(self.pod_polls, len(self.pod_phases) - 1)]
+        self.pod_polls += 1
+        return None if phase is None else PodInfo(f"{name}-node-0-0-abcde", phase)
+
+    def stream_logs(self, pod: str) -> Iterator[str]:
+        yield from self.logs
+
+    def delete_trainjob(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def job_and_inputs(tmp_path: Any) -> tuple[Any, Any]:
+    cfg = load_config(None, {"train.nodes": 2, "store.uri": "s3://bucket/runs"})
+    job = build_trainjob(cfg, name="emtune-run1", namespace="team", config_map="emtune-run1-inputs")
+
+    def inputs(uid: str) -> Any:
+        return build_inputs_config_map(
+            cfg, b"PAR1", name="emtune-run1-inputs", namespace="team", owner=job, owner_uid=uid
+        )
+
+    return job, inputs
+
+
+def launch(cluster: RecordedCluster, job: Any, inputs: Any, **settings: float) -> tuple[list[str], FakeTime]:
+    lines: list[str] = []
+    fake = FakeTime()
+    launcher = TrainJobLauncher(
+        cluster, LaunchSettings(**{"poll_s": 10.0, **settings}), clock=fake.clock, sleep=fake.sleep, emit=lines.append
+    )
+    launcher.run(job, inputs)
+    return lines, fake
+
+
+def test_job_state_reads_conditions() -> None:
+    assert job_state(snapshot()) == (JobState.PENDING, "")
+    assert job_state(snapshot(CREATED, SUSPENDED_FALSE)) == (JobState.PENDING, "")
+    assert job_state(snapshot(CREATED, COMPLETE)) == (JobState.SUCCEEDED, "")
+    state, detail = job_state(snapshot(CREATED, FAILED))
+    assert state is JobState.FAILED and detail.startswith("JobsFailed: jobset failed")
+    assert job_state({"status": {"conditions": [{**FAILED, "status": "False"}]}})[0] is JobState.PENDING
+
+
+def test_success_streams_node0_logs_then_waits_for_complete(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = RecordedCluster(
+        snapshots=[snapshot(), snapshot(CREATED), snapshot(CREATED), snapshot(CREATED), snapshot(CREATED, COMPLETE)],
+        pod_phases=[None, "Pending", "Running"],
+        logs=["step 1 loss 0.9\n", "step 2 loss 0.7\n"],
+    )
+    lines, _ = launch(cluster, job, inputs)
+    assert lines == ["step 1 loss 0.9", "step 2 loss 0.7"]
+    assert cluster.created[0]["spec"]["trainer"]["numNodes"] == 2
+    owner = cluster.config_maps[0]["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("TrainJob", "emtune-run1", "uid-1234")
+    assert cluster.deleted == []
+
+
+def test_failure_raises_with_the_jobs_reason_and_keeps_the_job(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = RecordedCluster(
+        snapshots=[snapshot(CREATED), snapshot(CREATED), snapshot(CREATED, FAILED)],
+        pod_phases=["Running"],
+        logs=["Traceback (most recent call last):", "RuntimeError: CUDA error: out of memory"],
+    )
+    with pytest.raises(TrainingError, match=r"TrainJob emtune-run1 failed: JobsFailed: .*BackoffLimitExceeded"):
+        launch(cluster, job, inputs)
+    assert cluster.deleted == []  # a finished job stays for `kubectl describe`
+
+
+def test_failure_before_node0_runs(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = RecordedCluster(snapshots=[snapshot(CREATED), snapshot(CREATED, FAILED)], pod_phases=["Pending"], logs=[])
+    with pytest.raises(TrainingError, match="JobsFailed"):
+        launch(cluster, job, inputs)
+
+
+def test_timeout_deletes_the_job(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = RecordedCluster(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=["step 1"])
+    with pytest.raises(TrainingError, match="did not finish within 60 s; it was deleted"):
+        launch(cluster, job, inputs, timeout_s=60)
+    assert cluster.deleted == ["emtune-run1"]
+
+
+def test_node0_never_starting_deletes_the_job(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = RecordedCluster(snapshots=[snapshot(CREATED)], pod_phases=[None, "Pending"], logs=[])
+    with pytest.raises(TrainingError, match="did not start running within 30 s"):
+        launch(cluster, job, inputs, start_timeout_s=30)
+    assert cluster.deleted == ["emtune-run1"]
+    assert cluster.pod_polls == 5  # t = 0, 10, 20, 30, 40: gave up at the first poll past the limit
+
+
+def test_dropped_log_stream_does_not_fail_a_running_job(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+
+    class Dropping(RecordedCluster):
+        def stream_logs(self, pod: str) -> Iterator[str]:
+            yield "step 1"
+            raise ConnectionResetError("connection reset by peer")
+
+    cluster = Dropping(
+        snapshots=[snapshot(CREATED)] * 3 + [snapshot(CREATED, COMPLETE)], pod_phases=["Running"], logs=[]
+    )
+    lines, _ = launch(cluster, job, inputs)
+    assert lines == ["step 1"]
+    assert cluster.deleted == []
+
+
+def test_sigterm_while_streaming_cancels_and_deletes_the_job(job_and_inputs: Any) -> None:
+    """Kubernetes stops a cancelled pipeline pod with SIGTERM: the job it started must not outlive it."""
+    job, inputs = job_and_inputs
+
+    class Cancelled(RecordedCluster):
+        def stream_logs(self, pod: str) -> Iterator[str]:
+            yield "step 1"
+            os.kill(os.getpid(), signal.SIGTERM)
+            yield "never reached"
+
+    cluster = Cancelled(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=[])
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(StepCancelled), cancel_on_sigterm():
+        launch(cluster, job, inputs)
+    assert cluster.deleted == ["emtune-run1"]
+    assert signal.getsignal(signal.SIGTERM) is previous

@@ -1,0 +1,135 @@
+"""The multi-node TrainJob and its inputs ConfigMap, validated against the Trainer 2.3 API models."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+import yaml
+from kubeflow_trainer_api import models as m
+
+from emtune.cluster.trainjob import (
+    MAX_INPUT_BYTES,
+    build_inputs_config_map,
+    build_trainjob,
+    node_run_config,
+    trainjob_name,
+)
+from emtune.config import RunConfig, load_config, validate_config
+from emtune.errors import ConfigError
+
+TWO_NODES = {
+    "train.nodes": 2,
+    "store.uri": "s3://ckpts/em",
+    "pipeline.train": {
+        "accelerator_type": "nvidia.com/gpu",
+        "accelerator_count": 4,
+        "cpu_request": "16",
+        "memory_request": "200Gi",
+        "memory_limit": "240Gi",
+        "node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "shm_size": "32Gi",
+    },
+    "pipeline.train_image": "registry.example/emtune-train:1.2.3",
+}
+
+
+@pytest.fixture
+def cfg() -> RunConfig:
+    return load_config(None, TWO_NODES)
+
+
+def test_two_node_trainjob_round_trips_through_the_api_models(cfg: RunConfig) -> None:
+    job = build_trainjob(cfg, name="emtune-abc", namespace="team-a", config_map="emtune-abc-inputs")
+    body = job.to_dict()
+    # The API models re-validate the wire form strictly (types, required fields, enum-like names).
+    assert m.TrainerV1alpha1TrainJob.from_dict(body).to_dict() == body
+    assert (body["apiVersion"], body["kind"]) == ("trainer.kubeflow.org/v1alpha1", "TrainJob")
+    assert body["metadata"]["namespace"] == "team-a"
+    spec = body["spec"]
+    assert spec["runtimeRef"] == {
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+        "name": "torch-distributed",
+    }
+    trainer = spec["trainer"]
+    assert trainer["image"] == "registry.example/emtune-train:1.2.3"
+    assert trainer["command"] == ["torchrun", "-m", "emtune", "train", "--config", "/etc/emtune/run.yaml"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
+    assert trainer["resourcesPerNode"] == {
+        "limits": {"memory": "240Gi", "nvidia.com/gpu": "4"},
+        "requests": {"cpu": "16", "memory": "200Gi"},
+    }
+
+
+def test_secrets_reach_the_nodes_as_references_only(cfg: RunConfig) -> None:
+    env = build_trainjob(cfg, name="j", namespace="n", config_map="c").to_dict()["spec"]["trainer"]["env"]
+    by_name = {var["name"]: var for var in env}
+    for key, secret in [
+        ("AWS_ACCESS_KEY_ID", "emtune-s3"),
+        ("AWS_SECRET_ACCESS_KEY", "emtune-s3"),
+        ("WANDB_API_KEY", "emtune-wandb"),
+    ]:
+        assert by_name[key] == {
+            "name": key,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}},
+        }
+    without = cfg.model_copy(deep=True)
+    without.pipeline.wandb_secret = None
+    env = build_trainjob(without, name="j", namespace="n", config_map="c").to_dict()["spec"]["trainer"]["env"]
+    assert "WANDB_API_KEY" not in {var["name"] for var in env}
+
+
+def test_node_pods_get_shm_inputs_and_scheduling(cfg: RunConfig) -> None:
+    body = build_trainjob(cfg, name="j", namespace="n", config_map="j-inputs").to_dict()
+    (patch,) = body["spec"]["runtimePatches"]
+    (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    assert replicated["name"] == "node"
+    pod = replicated["template"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
+    assert volumes["emtune-inputs"]["configMap"] == {"name": "j-inputs"}
+    (container,) = pod["containers"]
+    assert container["name"] == "node"
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/dev/shm", "/etc/emtune"}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_inputs_config_map_carries_the_node_config_and_prompts(cfg: RunConfig) -> None:
+    job = build_trainjob(cfg, name="j", namespace="n", config_map="j-inputs")
+    prompts = bytes(range(256)) * 4
+    cm = build_inputs_config_map(cfg, prompts, name="j-inputs", namespace="n", owner=job, owner_uid="u-1").to_dict()
+    assert m.IoK8sApiCoreV1ConfigMap.from_dict(cm).to_dict() == cm
+    node_cfg = validate_config(yaml.safe_load(cm["data"]["run.yaml"]))
+    assert node_cfg.train.prompts == "/etc/emtune/prompts.parquet"
+    assert str(node_cfg.run.out_dir) == "/tmp/emtune/run"
+    assert node_cfg.train.nodes == 2 and node_cfg.store.uri == "s3://ckpts/em"
+    assert base64.b64decode(cm["binaryData"]["prompts.parquet"]) == prompts
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+
+
+def test_prompt_set_too_large_for_a_config_map(cfg: RunConfig) -> None:
+    job = build_trainjob(cfg, name="j", namespace="n", config_map="j-inputs")
+    with pytest.raises(ConfigError, match="too large for a multi-node TrainJob"):
+        build_inputs_config_map(cfg, b"x" * MAX_INPUT_BYTES, name="c", namespace="n", owner=job, owner_uid="u")
+
+
+@pytest.mark.parametrize("uri", [None, "file:///data/ckpts", "/data/ckpts"])
+def test_multi_node_needs_an_s3_store(uri: str | None) -> None:
+    cfg = load_config(None, {"train.nodes": 2, "store.uri": uri})
+    with pytest.raises(ConfigError, match="multi-node training needs s3://"):
+        node_run_config(cfg)
+
+
+def test_zero_nodes_is_rejected_by_the_config() -> None:
+    with pytest.raises(ConfigError, match=r"train\.nodes"):
+        load_config(None, {"train.nodes": 0})
+
+
+@pytest.mark.parametrize("run_id", ["3f2a-11ee-8c90-0242ac120002-very-long-pipeline-run-uuid", "Run_ID.With:Odd/Chars"])
+def test_trainjob_name_is_a_dns_label(run_id: str) -> None:
+    name = trainjob_name(run_id)
+    assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40

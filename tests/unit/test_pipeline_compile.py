@@ -1,0 +1,210 @@
+"""The compiled pipeline: its graph, cluster settings and parameters, and the committed YAML being fresh."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from emtune.config import RunConfig, load_config
+from emtune.errors import ConfigError, DataError
+from emtune.pipeline.params import compile_time_yaml, param_specs, param_values, resolve_config
+
+REPO = Path(__file__).resolve().parents[2]
+if importlib.util.find_spec("emtune.workflows") is None:
+    # Installs map emtune.components/emtune.workflows to the top-level folders (package-dir); a checkout
+    # without that mapping installed gets the same modules by alias.
+    sys.path.insert(0, str(REPO))
+    for _name in ("components", "workflows"):
+        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+
+from emtune.workflows.emtune_pipeline import COMPILED_YAML, compile_pipeline  # noqa: E402
+
+DEMO = {"eval.benchmarks": ["demo-arith", "demo-algebra"]}
+
+
+def compiled(tmp_path: Path, overrides: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pipeline spec, kubernetes platform spec) of the pipeline compiled from a config."""
+    path = compile_pipeline(load_config(None, {**DEMO, **(overrides or {})}), tmp_path / "p.yaml")
+    spec, platform = yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def loop_of(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (name,) = [task for task in spec["root"]["dag"]["tasks"] if task.startswith("for-loop")]
+    return name, spec["components"][f"comp-{name}"]["dag"]["tasks"]
+
+
+def test_committed_yaml_is_fresh(tmp_path: Path) -> None:
+    fresh = compile_pipeline(RunConfig(), tmp_path / "fresh.yaml").read_text(encoding="utf-8")
+    assert COMPILED_YAML.read_text(encoding="utf-8") == fresh, (
+        "workflows/emtune_pipeline.yaml is stale: run `emtune pipeline compile -o workflows/emtune_pipeline.yaml`"
+    )
+
+
+def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
+    spec, _ = compiled(tmp_path)
+    assert spec["pipelineInfo"]["name"] == "emtune-pipeline"
+    tasks = spec["root"]["dag"]["tasks"]
+    loop, inner = loop_of(spec)
+    assert set(tasks) == {"config", "prep", "train", loop, "report"}
+    depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
+    assert depends == {
+        "config": set(),
+        "prep": {"config"},
+        "train": {"config", "prep"},
+        loop: {"config", "train"},
+        "report": {loop, "train"},
+    }
+    assert set(inner) == {"evaluate"}
+    # The fan-out iterates over the train step's (checkpoint, step, benchmark) pairs...
+    assert tasks[loop]["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--train-Output"}
+    assert set(inner["evaluate"]["inputs"]["parameters"]) >= {"config", "model", "step", "benchmark"}
+    # ...and the report collects every pair's results, with the training metrics.
+    report_inputs = tasks["report"]["inputs"]["artifacts"]
+    assert report_inputs["eval_results"]["taskOutputArtifact"]["producerTask"] == loop
+    assert report_inputs["train_metrics"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "metrics",
+        "producerTask": "train",
+    }
+    report_outputs = spec["components"]["comp-report"]["outputDefinitions"]["artifacts"]
+    assert report_outputs["html"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert report_outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+
+
+@pytest.mark.parametrize("parallelism", [1, 7])
+def test_parallelism_bounds_the_fan_out(tmp_path: Path, parallelism: int) -> None:
+    spec, _ = compiled(tmp_path, {"pipeline.parallelism": parallelism})
+    loop, _ = loop_of(spec)
+    assert spec["root"]["dag"]["tasks"][loop]["iteratorPolicy"] == {"parallelismLimit": parallelism}
+
+
+def test_caching_and_retries(tmp_path: Path) -> None:
+    spec, _ = compiled(tmp_path, {"pipeline.eval_retries": 3, "pipeline.eval_retry_backoff_s": 30})
+    tasks = spec["root"]["dag"]["tasks"]
+    _, inner = loop_of(spec)
+    assert tasks["prep"]["cachingOptions"] == {"enableCache": True}
+    assert inner["evaluate"]["cachingOptions"] == {"enableCache": True}
+    assert not tasks["train"]["cachingOptions"].get("enableCache", False)
+    assert inner["evaluate"]["retryPolicy"] == {
+        "backoffDuration": "30s",
+        "backoffFactor": 2.0,
+        "backoffMaxDuration": "3600s",
+        "maxRetryCount": 3,
+    }
+    assert "retryPolicy" not in tasks["train"]
+
+
+def test_accelerators_resources_images(tmp_path: Path) -> None:
+    spec, _ = compiled(
+        tmp_path,
+        {
+            "pipeline.train": {"accelerator_type": "nvidia.com/gpu", "accelerator_count": 8, "memory_limit": "900Gi"},
+            "pipeline.eval": {"accelerator_type": "amd.com/gpu", "accelerator_count": 1},
+            "pipeline.eval_image": "registry.example/eval:9",
+        },
+    )
+    executors = spec["deploymentSpec"]["executors"]
+    train = executors["exec-train"]["container"]
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert train["resources"]["accelerator"]["resourceCount"] == "8"
+    assert train["resources"]["resourceMemoryLimit"] == "900Gi"
+    assert executors["exec-evaluate"]["container"]["resources"]["accelerator"]["resourceType"] == "amd.com/gpu"
+    assert "accelerator" not in executors["exec-prep"]["container"].get("resources", {})
+    assert executors["exec-evaluate"]["container"]["image"] == "registry.example/eval:9"
+    assert executors["exec-train"]["container"]["image"].startswith("ghcr.io/emtune/emtune-train:")
+    for executor in executors.values():
+        container = executor["container"]
+        assert not container["image"].startswith("python:")  # never KFP's default image
+        assert "pip install" not in " ".join(container["command"])  # the images carry emtune and kfp
+
+
+def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
+    _, platform = compiled(tmp_path, {"pipeline.train": {"accelerator_count": 2, "shm_size": "8Gi"}})
+
+    def secrets(executor: str) -> dict[str, list[str]]:
+        found = platform.get(executor, {}).get("secretAsEnv", [])
+        return {s["secretName"]: sorted(k["envVar"] for k in s["keyToEnv"]) for s in found}
+
+    s3 = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    assert secrets("exec-train") == {"emtune-s3": s3, "emtune-wandb": ["WANDB_API_KEY"]}
+    assert secrets("exec-evaluate") == {"emtune-s3": s3}
+    assert secrets("exec-prep") == {"emtune-s3": s3}
+    assert secrets("exec-report") == {}
+    assert platform["exec-train"]["emptyDirMounts"] == [
+        {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}
+    ]
+    assert "emptyDirMounts" not in platform.get("exec-evaluate", {})  # one accelerator: no NCCL shm needed
+
+
+def test_parameters_come_from_the_run_config_model(tmp_path: Path) -> None:
+    spec, _ = compiled(tmp_path, {"train.learning_rate": 1e-3})
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {p.name for p in param_specs()}
+    assert not any(name.startswith("pipeline_") for name in params)  # compile-time settings are not parameters
+    lr = params["train_learning_rate"]
+    assert (lr["parameterType"], lr["defaultValue"]) == ("NUMBER_DOUBLE", 1e-3)
+    assert lr["description"] == RunConfig.model_fields["train"].annotation.model_fields["learning_rate"].description
+    assert params["eval_benchmarks"]["parameterType"] == "LIST"
+    assert params["eval_benchmarks"]["defaultValue"] == ["demo-arith", "demo-algebra"]
+    assert params["train_lora_r"]["parameterType"] == "NUMBER_INTEGER"
+    assert params["store_uri"]["parameterType"] == "STRING" and params["store_uri"]["defaultValue"] == ""
+
+
+def kfp_rendered(value: Any, spec_text: bool) -> str:
+    """A parameter value as KFP substitutes it into a string: strings raw, everything else as JSON."""
+    return value if spec_text or isinstance(value, str) else json.dumps(value)
+
+
+def test_parameters_round_trip_into_the_same_config() -> None:
+    cfg = load_config(
+        None,
+        {
+            **DEMO,
+            "store.uri": "s3://bucket/runs",
+            "store.keep_last": 3,
+            "train.samples_per_prompt": 4,
+            "train.rollouts_per_step": 8,
+            "train.learning_rate": 5e-6,
+            "train.lora.enabled": True,
+            "train.lora.target_modules": ["q_proj", "v_proj"],
+            "eval.sources": {"demo-arith": "/data/arith.jsonl"},
+            "model.path": "Qwen/Qwen2.5-Math-7B",
+            "pipeline.parallelism": 9,
+        },
+    )
+    values = param_values(cfg)
+    by_name = {spec.name: spec for spec in param_specs()}
+    lines = "\n".join(
+        f"{by_name[name].key}={kfp_rendered(value, by_name[name].text)}" for name, value in values.items()
+    )
+    assert resolve_config(compile_time_yaml(cfg), lines) == cfg
+
+
+def test_bad_parameter_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"train\.max_steps"):
+        resolve_config(compile_time_yaml(RunConfig()), "train.max_steps=0")
+    with pytest.raises(ConfigError, match="not key=value for a known config key"):
+        resolve_config(compile_time_yaml(RunConfig()), "train.no_such_key=1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"eval.benchmarks": ["demo-arith", "no-such-bench"]}, DataError, "no-such-bench"),
+        ({"pipeline.eval_steps": []}, ConfigError, r"pipeline\.eval_steps"),
+        ({"pipeline.parallelism": 0}, ConfigError, r"pipeline\.parallelism"),
+        ({"train.nodes": 0}, ConfigError, r"train\.nodes"),
+    ],
+)
+def test_bad_input_fails_at_compile_time(tmp_path: Path, overrides: dict[str, Any], error: type, message: str) -> None:
+    with pytest.raises(error, match=message) as raised:
+        compile_pipeline(load_config(None, {**DEMO, **overrides}), tmp_path / "p.yaml")
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "p.yaml").exists()
