@@ -69,11 +69,13 @@ def ls(uri: RunUri, endpoint_url: EndpointOption = None, config: ConfigOption = 
 
     store, listing = list_uri(uri, _store_config(config, sets, endpoint_url))
     latest = store.latest()
-    table = Table("step", "state", "files", "MB", "uri", title=store.root_uri)
+    # Plain lines, one per step, so scripts can read them.
     for entry in listing:
-        state = ("complete" if entry.complete else "incomplete") + (" (latest)" if entry.step == latest else "")
-        table.add_row(str(entry.step), state, str(entry.files), f"{entry.bytes / 1e6:.1f}", store.step_uri(entry.step))
-    _out.print(table)
+        state = "complete" if entry.complete else "incomplete"
+        mark = "  latest" if entry.step == latest else ""
+        typer.echo(
+            f"{store.step_uri(entry.step)}  {state:<10}  {entry.files:>4} files  {entry.bytes / 1e6:>10.1f} MB{mark}"
+        )
 
 
 @ckpt_app.command("verify")

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from emtune.cli.app import app
-from emtune.model.tiny import write_tiny_model
 
 
 @app.command("tiny-model")
@@ -17,5 +16,7 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="Seed of the random weights and the tokenizer corpus.")] = 0,
 ) -> None:
     """Write a randomly initialised tiny Qwen2 model with its tokenizer, fully offline."""
+    from emtune.model.tiny import write_tiny_model
+
     path = write_tiny_model(out_dir, seed=seed)
     typer.echo(str(path))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from emtune.cli.app import ConfigOption, SetOption, app, build_config
 from emtune.errors import ConfigError
@@ -95,6 +95,6 @@ def submit_pipeline(
         if dry_run:
             typer.echo(request.package.read_text(encoding="utf-8"), nl=False)
             typer.echo("---")
-            typer.echo(json.dumps({"request": request.summary}, indent=2, sort_keys=True))
+            typer.echo(yaml.safe_dump({"request": request.summary}, sort_keys=True), nl=False)
             return
         typer.echo(submit(request))

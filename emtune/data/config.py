@@ -27,7 +27,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 class DataConfig(Section):
     source: str | None = Field(
-        None, description="Problems to prepare: a local .parquet/.jsonl/.json/.csv file, hf://org/name, or s3://bucket/key."
+        None, description="Problems to prepare: a .parquet/.jsonl/.json/.csv file, hf://org/name or s3://bucket/key."
     )
     format: SourceFormat = Field("auto", description="Source file format; 'auto' goes by the file name's suffix.")
     field: str = Field("problem", min_length=1, description="Column holding the problem text (a.b for nested).")
@@ -48,6 +48,11 @@ class DataConfig(Section):
     shard: str | None = Field(None, description="multi_shot: keep only shard k of n ('k/n', 0 <= k < n).")
     prompt_format: PromptFormat = Field("chat", description="How a problem becomes the model's prompt.")
     output: Path | None = Field(None, description="Folder `emtune prep` writes; unset: <run.out_dir>/data.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value  # --set data.id=7
 
     @field_validator("shard")
     @classmethod

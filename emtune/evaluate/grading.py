@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 # Seconds a worker may take beyond the item's own limit before it is presumed stuck and killed.
 _STUCK_GRACE_S = 30.0
+_START_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def _quiet_worker() -> None:
     import math_verify  # noqa: F401  import once per worker, not on the first item
 
 
+def _ready() -> bool:
+    return True
+
+
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -130,8 +135,17 @@ class Grader:
         self.close()
 
     def _start(self) -> None:
-        # spawn: workers never inherit a forked copy of torch's or vLLM's threads.
+        # spawn: workers never inherit a forked copy of torch's or vLLM's threads. A pool whose workers die while
+        # starting (an unguarded main script, say) would otherwise hang every item until it counted as a timeout.
         self._pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_quiet_worker)
+        try:
+            self._pool.apply_async(_ready).get(timeout=_START_TIMEOUT_S)
+        except multiprocessing.TimeoutError:
+            self.close()
+            raise RuntimeError(
+                f"grading processes did not start within {_START_TIMEOUT_S:.0f} s; a script that evaluates must guard "
+                "its entry point with `if __name__ == '__main__':` (multiprocessing spawn)"
+            ) from None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from emtune.errors import StoreError
 from emtune.store.base import CheckpointStore, PushResult, StepListing
@@ -33,7 +34,7 @@ def open_store(uri: str, cfg: StoreConfig) -> CheckpointStore:
 
         if not rest.startswith("/"):
             raise StoreError(f"store URI {uri!r} must be file:///absolute/path (three slashes)")
-        return LocalStore(Path(rest))
+        return LocalStore(Path(unquote(rest)))
     if scheme == "s3":
         from emtune.store.s3 import S3Store
 

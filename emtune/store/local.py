@@ -6,8 +6,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from emtune.errors import StoreError
 from emtune.store.base import CheckpointStore
 from emtune.store.manifest import FileEntry, sha256_file
 
@@ -40,7 +42,18 @@ class LocalStore(CheckpointStore):
         except FileNotFoundError:
             return None
 
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise StoreError(f"cannot {action} in {self.root}: {exc.strerror or exc} ({exc.filename})") from None
+
     def _put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        with self._errors(f"write {key}"):
+            return self._put_bytes_unchecked(key, data, if_absent=if_absent)
+
+    def _put_bytes_unchecked(self, key: str, data: bytes, *, if_absent: bool) -> bool:
         final = self._path(key)
         tmp = self._temp_sibling(final)
         try:
@@ -62,12 +75,14 @@ class LocalStore(CheckpointStore):
         return sha256_file(self._path(key))
 
     def _upload(self, items: list[tuple[Path, str, FileEntry]]) -> None:
-        for source, key, _ in items:
-            self._copy_whole(source, self._path(key))
+        with self._errors("write step files"):
+            for source, key, _ in items:
+                self._copy_whole(source, self._path(key))
 
     def _download(self, items: list[tuple[str, Path]]) -> None:
-        for key, target in items:
-            self._copy_whole(self._path(key), target)
+        with self._errors("read step files"):
+            for key, target in items:
+                self._copy_whole(self._path(key), target)
 
     def _stored_sha256(self, key: str) -> str:
         return sha256_file(self._path(key))

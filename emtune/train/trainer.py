@@ -7,6 +7,7 @@ then one optimizer update. Step folders are written every `save_every` steps and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import random
@@ -340,6 +341,12 @@ class Trainer:
             if self.pusher is not None:
                 self.pusher.close()
                 result.store_uris = {step: self.pusher.store.step_uri(step) for step in result.steps}
+        except BaseException:
+            if self.pusher is not None:
+                # Finish the uploads already queued, but let the training error be the one reported.
+                with contextlib.suppress(Exception):
+                    self.pusher.close()
+            raise
         finally:
             if metrics_log is not None:
                 metrics_log.close()

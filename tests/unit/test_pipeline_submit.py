@@ -1,0 +1,167 @@
+"""`emtune pipeline submit`: the request `--dry-run` shows, and what `submit` sends for it."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from emtune.cluster.submit import build_request, cron_expression, submit
+from emtune.config import load_config
+from emtune.errors import ConfigError
+from emtune.pipeline.params import param_values
+
+REPO = Path(__file__).resolve().parents[2]
+if importlib.util.find_spec("emtune.workflows") is None:
+    # Installs map emtune.components/emtune.workflows to the top-level folders (package-dir); a checkout
+    # without that mapping installed gets the same modules by alias.
+    sys.path.insert(0, str(REPO))
+    for _name in ("components", "workflows"):
+        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+
+CLUSTER_RUN = {
+    "run": {"name": "paper"},
+    "store": {"uri": "s3://ckpts/emtune"},
+    "eval": {"benchmarks": ["demo-arith"]},
+    "train": {"learning_rate": 2e-5, "max_steps": 10},
+}
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from emtune.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["emtune", *argv])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dry_run_prints_pipeline_and_request_without_a_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(CLUSTER_RUN), encoding="utf-8")
+    # Port 9 on loopback has no KFP server: a dry run must not try to reach it.
+    argv = ["pipeline", "submit", "--dry-run", "--config", str(config), "--host", "http://127.0.0.1:9"]
+    argv += ["--namespace", "team-a", "--experiment", "nightly", "--recurring", "0 3 * * *"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    spec, platform, shown = yaml.safe_load_all(out)
+    assert spec["pipelineInfo"]["name"] == "emtune-pipeline"
+    assert "kubernetes" in platform["platforms"]
+    request = shown["request"]
+    assert request["pipeline"] == "emtune-pipeline"
+    assert request["pipeline_version"].startswith("emtune-pipeline-")
+    assert (request["namespace"], request["experiment"]) == ("team-a", "nightly")
+    assert request["run_name"].startswith("paper-")
+    assert request["recurring"] == {"cron": "0 0 3 * * *", "max_concurrency": 1, "no_catchup": True}
+    assert request["parameters"] == param_values(load_config(config))
+    assert request["parameters"]["store_uri"] == "s3://ckpts/emtune"
+    assert set(request["parameters"]) == set(spec["root"]["inputDefinitions"]["parameters"])
+
+
+def test_submit_needs_an_s3_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({**CLUSTER_RUN, "store": {"uri": "file:///tmp/ckpts"}}), encoding="utf-8")
+    code, _, err = run_cli(["pipeline", "submit", "--dry-run", "--config", str(config)], capsys)
+    assert code == 2
+    assert "store.uri = 'file:///tmp/ckpts'" in err and "s3://" in err
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["eval.benchmarks=[no-such-bench]"], "no-such-bench"),
+        (["pipeline.eval_steps=[]"], "pipeline.eval_steps"),
+        (["pipeline.parallelism=0"], "pipeline.parallelism"),
+        (["train.nodes=0"], "train.nodes"),
+    ],
+)
+def test_bad_input_fails_at_submit_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sets: list[str], message: str
+) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(CLUSTER_RUN), encoding="utf-8")
+    argv = ["pipeline", "submit", "--dry-run", "--config", str(config)]
+    argv += [arg for item in sets for arg in ("--set", item)]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_cron_expressions() -> None:
+    assert cron_expression("*/15 * * * *") == "0 */15 * * * *"
+    assert cron_expression("30 0 6 * * 1-5") == "30 0 6 * * 1-5"
+    with pytest.raises(ConfigError, match="not a cron expression"):
+        cron_expression("daily")
+
+
+class RecordingKfp:
+    """Stands in for kfp.Client's pipeline/run endpoints (no KFP server here) and records every call."""
+
+    def __init__(self, existing_pipeline: str | None) -> None:
+        self.existing = existing_pipeline
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _record(self, call: str, **kwargs: Any) -> None:
+        self.calls.append((call, kwargs))
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return self.existing
+
+    def upload_pipeline(self, path: str, pipeline_name: str) -> Any:
+        self._record("upload_pipeline", path=path, pipeline_name=pipeline_name)
+        return SimpleNamespace(pipeline_id="p-new")
+
+    def list_pipeline_versions(self, pipeline_id: str, sort_by: str, page_size: int) -> Any:
+        return SimpleNamespace(pipeline_versions=[SimpleNamespace(pipeline_version_id="v-first")])
+
+    def upload_pipeline_version(self, path: str, pipeline_version_name: str, pipeline_id: str) -> Any:
+        self._record("upload_pipeline_version", name=pipeline_version_name, pipeline_id=pipeline_id)
+        return SimpleNamespace(pipeline_version_id="v-next")
+
+    def create_experiment(self, name: str, namespace: str | None) -> Any:
+        return SimpleNamespace(experiment_id="e-1")
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self._record("run_pipeline", **kwargs)
+        return SimpleNamespace(run_id="r-1")
+
+    def create_recurring_run(self, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", **kwargs)
+        return SimpleNamespace(recurring_run_id="rr-1")
+
+
+def test_submit_uploads_a_new_version_and_starts_a_run(tmp_path: Path) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    request = build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example/", run_name="try-1")
+    client = RecordingKfp(existing_pipeline="p-old")
+    assert submit(request, client) == "http://kfp.example/#/runs/details/r-1"
+    (upload, upload_args), (run, run_args) = client.calls
+    assert (upload, upload_args["pipeline_id"]) == ("upload_pipeline_version", "p-old")
+    assert run == "run_pipeline"
+    assert (run_args["pipeline_id"], run_args["version_id"], run_args["job_name"]) == ("p-old", "v-next", "try-1")
+    assert run_args["params"] == param_values(cfg)
+
+
+def test_submit_recurring_run_uploads_the_pipeline_once(tmp_path: Path) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    request = build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", recurring="0 2 * * 0")
+    client = RecordingKfp(existing_pipeline=None)
+    assert submit(request, client) == "http://kfp.example/#/recurringrun/details/rr-1"
+    (upload, _), (recurring, args) = client.calls
+    assert upload == "upload_pipeline"
+    assert recurring == "create_recurring_run"
+    assert (args["cron_expression"], args["max_concurrency"], args["no_catchup"]) == ("0 0 2 * * 0", 1, True)
+    assert (args["pipeline_id"], args["version_id"]) == ("p-new", "v-first")
