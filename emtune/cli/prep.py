@@ -15,7 +15,8 @@ def prep(
     config: ConfigOption = None,
     sets: SetOption = None,
     source: Annotated[
-        str | None, typer.Option(help="File (.parquet/.jsonl/.json/.csv), hf://org/name[:config][@split] or s3://.")
+        str | None,
+        typer.Option(help="File (.parquet/.jsonl/.json/.csv), hf://org/name:config@split (both optional) or s3://."),
     ] = None,
     mode: Annotated[str | None, typer.Option(help="one_shot or multi_shot (data.mode).")] = None,
     index: Annotated[int | None, typer.Option(help="one_shot: the source row to use, from 0 (data.index).")] = None,

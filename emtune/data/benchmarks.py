@@ -164,7 +164,7 @@ def load_benchmark(
     if check_count and spec.count is not None and len(items) != spec.count:
         raise DataError(
             f"benchmark {spec.name!r} from {table.uri!r} has {len(items)} items; expected {spec.count}"
-            " (a different version of the set? pass check_count=False to accept it)"
+            " (another version of the set? --no-check-count or check_count=False accepts it)"
         )
     log.info("benchmark %s: %d items from %s", spec.name, len(items), table.uri)
     return Benchmark(name=spec.name, items=items, source=table.uri, sha256=table.sha256, spec=spec)

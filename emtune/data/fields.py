@@ -53,8 +53,7 @@ def number_text(value: int | float) -> str:
 def answer_text(value: Any) -> str | None:
     """A gold answer as text: numbers without a spurious '.0', the first item of a list, math '$' removed.
 
-    None (or an empty list) means no answer. Anything else that is not text, a number or a list is
-    rejected by the caller: it gets None back only for genuinely absent answers.
+    None when there is no answer (missing, null, an empty list or empty text); TypeError for other types.
     """
     if value is None or value is _MISSING:
         return None

@@ -70,9 +70,9 @@ def select(rows: list[Problem], data: DataConfig, default_seed: int = 0) -> tupl
     """The problems the mode asks for (from every source row), and the selection as the manifest records it."""
     problems = unique(rows)
     if data.mode == "one_shot":
-        chosen = pick_one(rows, problems, data)
-        return [chosen], _one_shot_selection(data, chosen)
-    selection: dict[str, Any] = {"all": data.sample is None}
+        picked = pick_one(rows, problems, data)
+        return [picked], _one_shot_selection(data, picked)
+    selection: dict[str, Any] = {}
     chosen = problems
     if data.sample is not None:
         seed = default_seed if data.seed is None else data.seed
@@ -85,14 +85,14 @@ def select(rows: list[Problem], data: DataConfig, default_seed: int = 0) -> tupl
         k, n = parse_shard(data.shard)
         chosen = chosen[k::n]
         selection["shard"] = data.shard
-    return chosen, selection
+    return chosen, selection or {"all": True}
 
 
-def _one_shot_selection(data: DataConfig, chosen: Problem) -> dict[str, Any]:
+def _one_shot_selection(data: DataConfig, picked: Problem) -> dict[str, Any]:
     for key in ("index", "id", "text"):
         if getattr(data, key) is not None:
             return {key: getattr(data, key)}
-    return {"index": chosen.row}  # the source's only problem
+    return {"index": picked.row}  # the source's only problem
 
 
 def pick_one(rows: list[Problem], problems: list[Problem], data: DataConfig) -> Problem:

@@ -18,13 +18,13 @@ class Problem:
     row: int  # source row (from 0) of its first occurrence
 
 
-def require_field(table: SourceTable, field: str, role: str = "field") -> None:
+def require_field(table: SourceTable, field: str) -> None:
     """Fail, listing the fields that do exist, unless the table has `field`."""
     if not table.records:
         raise DataError(f"source {table.uri!r} holds no rows")
     if not has_field(table.columns, table.records[0], field):
         fields = ", ".join(available_fields(table.columns, table.records[0]))
-        raise DataError(f"source {table.uri!r} has no {role} {field!r}; fields: {fields}")
+        raise DataError(f"source {table.uri!r} has no field {field!r}; fields: {fields}")
 
 
 def text_at(table: SourceTable, row: int, field: str) -> str:
@@ -34,7 +34,7 @@ def text_at(table: SourceTable, row: int, field: str) -> str:
         raise DataError(f"source {table.uri!r} row {row}: field {field!r} is missing")
     if not isinstance(value, str):
         kind = type(value).__name__
-        raise DataError(f"source {table.uri!r} row {row}: field {field!r} is a {kind} ({describe(value)}), not text")
+        raise DataError(f"source {table.uri!r} row {row}: field {field!r} holds {kind} {describe(value)}, not text")
     if not value.strip():
         raise DataError(f"source {table.uri!r} row {row}: field {field!r} is empty or whitespace only")
     return value

@@ -31,6 +31,8 @@ def read_prompt_set(path: Path, field: str = "problem") -> PromptSet:
     manifest = path.parent / MANIFEST
     prepared = path.name == PROMPTS_FILE and manifest.is_file()
     table = read_source(str(path))
+    if not table.records:
+        raise DataError(f"prompts file {str(path)!r} holds no prompts")
     problems = unique(read_problems(table, "problem" if prepared else field))
     prompt_format = None
     if prepared:

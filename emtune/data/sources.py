@@ -61,7 +61,7 @@ def read_source(uri: str, *, fmt: str = "auto", store: StoreConfig | None = None
     if uri.startswith("hf://"):
         return _read_hf(uri)
     if uri.startswith("s3://"):
-        data = _fetch_s3(uri, store or StoreConfig())
+        data = _fetch_s3(uri, store or StoreConfig.model_validate({}))
     else:
         data = _read_local(Path(uri.removeprefix("file://")), uri)
     columns, records = parse_records(data, _format_of(uri, fmt), uri)
@@ -148,7 +148,9 @@ def _parse_parquet(data: bytes, uri: str) -> tuple[list[str], list[dict[str, Any
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"source {uri!r} is not a readable parquet file: {str(exc).splitlines()[0]}") from None
+        raise DataError(
+            f"source {uri!r} is unreadable as parquet (corrupt or truncated?): {str(exc).splitlines()[0]}"
+        ) from None
     return list(table.column_names), table.to_pylist()
 
 
@@ -156,7 +158,7 @@ def _json_row(line: str, uri: str, number: int) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataError(f"source {uri!r} line {number} is not valid JSON: {exc.msg}") from None
+        raise DataError(f"source {uri!r} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(row, dict):
         raise DataError(f"source {uri!r} line {number} is a JSON {type(row).__name__}, not an object")
     return row

@@ -54,18 +54,18 @@ def _tokens_per_s(out: Path) -> float:
     return float(json.loads(metrics_file.read_text(encoding="utf-8"))["tokens_per_s"])
 
 
-def _hf_rate(cfg: RunConfig, model: str, source: Path, batch_size: int, out: Path) -> float:
-    return _tokens_per_s(run(_generation_cfg(cfg, source, batch_size, "hf"), [model], [BENCH_NAME], out))
+def _hf_rate(cfg: RunConfig, model: str, spec: Path, batch_size: int, out: Path) -> float:
+    return _tokens_per_s(run(_generation_cfg(cfg, batch_size, "hf"), [model], [str(spec)], out))
 
 
-def _vllm_rate(cfg: RunConfig, model: str, source: Path, out: Path) -> float:
+def _vllm_rate(cfg: RunConfig, model: str, spec: Path, out: Path) -> float:
     """vLLM in its own environment (its pins differ from ours): `emtune eval` there, read its metrics."""
     python = os.environ[VLLM_PYTHON_ENV]
     if not Path(python).is_file():
         raise ConfigError(f"{VLLM_PYTHON_ENV}={python!r} is not a file; point it at the vLLM venv's python")
     sets = [f"eval.{k}={getattr(cfg.eval, k)}" for k in ("max_new_tokens", "limit", "seed")]
-    command = [python, "-m", "emtune", "eval", "--model", model, "--benchmarks", BENCH_NAME, "--backend", "vllm",
-               "--out", str(out), "--set", f"eval.sources.{BENCH_NAME}={source}"]  # fmt: skip
+    command = [python, "-m", "emtune", "eval", "--model", model, "--benchmarks", str(spec), "--backend", "vllm",
+               "--out", str(out)]  # fmt: skip
     for item in sets:
         command += ["--set", item]
     subprocess.run(command, check=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}, stdout=sys.stderr)
@@ -91,13 +91,13 @@ def bench_eval(cfg: RunConfig, model: str, problems: int, grading_items: int, ba
     cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"limit": problems})})
     results = []
     with tempfile.TemporaryDirectory(prefix="emtune-bench-eval-") as tmp:
-        source = _write_problems(Path(tmp), problems)
+        spec = _write_benchmark(Path(tmp), problems)
         single = "hf batch 1"
-        results.append(Measurement(single, "tokens/s", _hf_rate(cfg, model, source, 1, Path(tmp) / "hf-1"), single))
-        rate = _hf_rate(cfg, model, source, batch_size, Path(tmp) / "hf-batched")
+        results.append(Measurement(single, "tokens/s", _hf_rate(cfg, model, spec, 1, Path(tmp) / "hf-1"), single))
+        rate = _hf_rate(cfg, model, spec, batch_size, Path(tmp) / "hf-batched")
         results.append(Measurement(f"hf batch {batch_size}", "tokens/s", rate, single))
         if os.environ.get(VLLM_PYTHON_ENV):
-            results.append(Measurement("vllm", "tokens/s", _vllm_rate(cfg, model, source, Path(tmp) / "vllm"), single))
+            results.append(Measurement("vllm", "tokens/s", _vllm_rate(cfg, model, spec, Path(tmp) / "vllm"), single))
     items = _grading_items(grading_items)
     serial = "grading 1 process"
     results.append(Measurement(serial, "items/s", _grading_rate(items, 1, cfg.eval.grading_timeout_s), serial))

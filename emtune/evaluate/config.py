@@ -17,7 +17,10 @@ class EvalConfig(Section):
     )
     sources: dict[str, str] = Field(
         default_factory=dict,
-        description="Per-benchmark source overrides, benchmark name -> local file / s3:// / hf:// source.",
+        description="Per-benchmark source overrides: benchmark name -> local file, folder, s3:// or hf:// source.",
+    )
+    check_count: bool = Field(
+        True, description="Refuse a benchmark whose item count differs from its spec's (another version of the set)."
     )
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N problems of each benchmark.")
     backend: Literal["auto", "vllm", "hf"] = Field(

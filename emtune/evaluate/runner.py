@@ -42,7 +42,10 @@ RESULTS_FILE = "results.json"
 def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
     from emtune.data.benchmarks import load_benchmark
 
-    return [load_benchmark(name, cfg.eval.sources.get(name)) for name in names]
+    return [
+        load_benchmark(name, cfg.eval.sources.get(name), check_count=cfg.eval.check_count, store=cfg.store)
+        for name in names
+    ]
 
 
 @contextmanager
