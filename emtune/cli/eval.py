@@ -23,9 +23,11 @@ def _split(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_command(
     model: Annotated[
-        list[str],
-        typer.Option(help="Model folder, hub id, builtin:tiny, store step URI or run prefix (repeatable)."),
-    ],
+        list[str] | None,
+        typer.Option(
+            help="Model folder, hub id, builtin:tiny, store step URI or run prefix (repeatable); default: model.path."
+        ),
+    ] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
     benchmarks: Annotated[str | None, typer.Option(help="Comma-separated benchmarks (eval.benchmarks).")] = None,
@@ -47,7 +49,7 @@ def eval_command(
     )  # fmt: skip
     from emtune.evaluate.runner import RESULTS_FILE, run
 
-    folder = run(cfg, model, out=out)
+    folder = run(cfg, model or [cfg.model.path], out=out)
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))["results"]
     table = Table(title=f"accuracy (%) — {folder}")
     for column in ("checkpoint", "step", "benchmark", "accuracy", "timeouts", "mean tokens", "tokens/s"):

@@ -31,22 +31,23 @@ class Measurement:
     baseline: str  # the measurement this one is compared with (its own name for a baseline)
 
 
-def _write_problems(folder: Path, count: int) -> Path:
+def _write_benchmark(folder: Path, count: int) -> Path:
+    """A synthetic arithmetic benchmark and its spec; the spec's path is the benchmark's name for `eval`."""
     rng = random.Random(0)
-    path = folder / f"{BENCH_NAME}.jsonl"
     rows = []
     for _ in range(count):
         a, b = rng.randint(2, 99), rng.randint(2, 99)
         rows.append(json.dumps({"problem": f"What is {a} + {b}?", "answer": str(a + b)}))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def _generation_cfg(cfg: RunConfig, source: Path, batch_size: int, backend: str) -> RunConfig:
-    ev = cfg.eval.model_copy(
-        update={"backend": backend, "batch_size": batch_size, "sources": {BENCH_NAME: str(source)}}
+    (folder / f"{BENCH_NAME}.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    spec = folder / f"{BENCH_NAME}.yaml"
+    spec.write_text(
+        f"name: {BENCH_NAME}\nsource: {BENCH_NAME}.jsonl\nquestion_field: problem\nanswer: answer\n", encoding="utf-8"
     )
-    return cfg.model_copy(update={"eval": ev})
+    return spec
+
+
+def _generation_cfg(cfg: RunConfig, batch_size: int, backend: str) -> RunConfig:
+    return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"backend": backend, "batch_size": batch_size})})
 
 
 def _tokens_per_s(out: Path) -> float:

@@ -89,11 +89,11 @@ def grade_completion(completion: str, gold: str, timeout_s: float) -> Grade:
     extracted: str | None = last_boxed(completion)
     try:
         with _deadline(timeout_s):
-            gold_parsed = parse(_wrap_latex(gold), parsing_timeout=None)  # type: ignore[arg-type]
+            gold_parsed = parse(_wrap_latex(gold), parsing_timeout=None)
             if extracted is not None:
-                predicted = parse(_wrap_latex(extracted), parsing_timeout=None)  # type: ignore[arg-type]
+                predicted = parse(_wrap_latex(extracted), parsing_timeout=None)
             else:
-                predicted = parse(completion, parsing_timeout=None)  # type: ignore[arg-type]
+                predicted = parse(completion, parsing_timeout=None)
                 extracted = str(predicted[-1]) if predicted else None
             correct = bool(gold_parsed and predicted) and verify(gold_parsed, predicted, timeout_seconds=None)
     except GradingTimeout:

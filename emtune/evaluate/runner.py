@@ -83,11 +83,11 @@ def _evaluate(
     started = time.perf_counter()
     completions = backend.generate(prompt_ids, GenerationParams.from_config(ev))
     generated_at = time.perf_counter()
-    texts = [[tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in row] for row in completions]
+    texts = [[str(tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in row] for row in completions]
     grades = grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row])
     graded_at = time.perf_counter()
 
-    records = []
+    records: list[dict[str, Any]] = []
     flat = iter(grades)
     for item, prompt, row, row_texts in zip(items, prompts, completions, texts, strict=True):
         for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):

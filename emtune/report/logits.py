@@ -101,7 +101,7 @@ def _histogram(samples: dict[str, np.ndarray], path: Path) -> Path:
     high = max(float(v.max()) for v in samples.values())
     bins = np.linspace(low, high, 101)
     for label, values in samples.items():
-        ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.4, label=label)
+        ax.hist(values, bins=bins.tolist(), density=True, histtype="step", linewidth=1.4, label=label)
     ax.set(xlabel="logit", ylabel="density", yscale="log", title="Logit distribution on the same prompts")
     ax.legend(fontsize="small")
     fig.tight_layout()

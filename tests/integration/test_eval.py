@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from emtune.cli.app import app
 from emtune.config import load_config
-from emtune.errors import DataError, ModelError
+from emtune.errors import ConfigError, DataError, ModelError
 from emtune.evaluate.runner import RESULTS_FILE, evaluate_pair, run
 from emtune.model.loading import load_model, load_tokenizer
 from emtune.train.checkpoint import MARKER
@@ -226,3 +226,28 @@ def test_a_store_prefix_expands_to_its_complete_steps(run_dir: Path, tmp_path: P
         for where in ("from-store", "from-folder")
     ]
     assert samples[0] == samples[1]  # the same weights came back from the store
+
+
+def test_eval_config_rules() -> None:
+    with pytest.raises(ConfigError, match="need temperature > 0"):
+        load_config(None, {"eval.n": 4})
+    assert load_config(None, {"eval.pass_k": [8, 1, 8]}).eval.pass_k == [1, 8]
+    with pytest.raises(ConfigError, match="pass@k needs k >= 1"):
+        load_config(None, {"eval.pass_k": [0, 1]})
+    with pytest.raises(ConfigError, match=r"eval\.backend"):
+        load_config(None, {"eval.backend": "tgi"})
+
+
+def test_labels_that_collide_get_their_run_name(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from emtune.evaluate.models import expand_models
+    from emtune.store import StoreConfig
+
+    other = tmp_path / "other-run"
+    shutil.copytree(run_dir / "step-2", other / "step-2")
+    refs = expand_models([str(run_dir), str(other), "builtin:tiny"], StoreConfig())
+    assert [(r.label, r.step) for r in refs] == [
+        ("step-0", 0), (f"{run_dir.name}-step-2", 2), ("other-run-step-2", 2), ("builtin-tiny", 0)]  # fmt: skip
+    with pytest.raises(ModelError, match="more than once"):
+        expand_models(["builtin:tiny", "builtin:tiny"], StoreConfig())

@@ -6,12 +6,13 @@ import importlib.metadata
 import importlib.util
 import logging
 from dataclasses import dataclass
-from typing import Literal, Protocol
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from emtune.errors import ConfigError
 from emtune.evaluate.config import EvalConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 

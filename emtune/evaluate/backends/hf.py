@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import GenerationConfig, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from emtune.evaluate.backends import Completion, GenerationParams
 from emtune.evaluate.config import EvalConfig
@@ -15,7 +15,7 @@ from emtune.train.rollout import cut_at_eos
 log = logging.getLogger(__name__)
 
 
-def _eos_ids(model: torch.nn.Module, tokenizer_eos: int | None) -> list[int]:
+def _eos_ids(model: PreTrainedModel, tokenizer_eos: int | None) -> list[int]:
     configured = model.generation_config.eos_token_id
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if tokenizer_eos is not None:
@@ -33,7 +33,8 @@ class HFBackend:
         if dtype == "auto":
             dtype = "bfloat16" if self.device.type == "cuda" else "float32"
         self.tokenizer = tokenizer
-        self.model = load_model(model_path, dtype, trust_remote_code).to(self.device).eval()
+        self.model = load_model(model_path, dtype, trust_remote_code).eval()
+        self.model.to(self.device)
         self.batch_size = cfg.batch_size
         self.static_cache = cfg.hf_static_cache == "on" or (
             cfg.hf_static_cache == "auto" and self.device.type == "cuda"
