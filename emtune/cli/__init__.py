@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 
-import typer
 from rich.console import Console
 
 from emtune.cli.app import app
@@ -26,19 +25,7 @@ def main() -> None:
     for noisy in ("accelerate", "deepspeed", "DeepSpeed", "httpx", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        app(standalone_mode=False)
+        app()  # usage errors: typer prints them and exits 2
     except EmtuneError as err:
         _stderr.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
