@@ -24,7 +24,7 @@ vllm-venv: venv
 	PYTHON=$(PYTHON) scripts/make-vllm-venv.sh $(VLLM_VENV)
 
 demo: venv
-	$(BIN)/emtune train --config configs/tiny.yaml
+	$(BIN)/emtune pipeline run --local --config configs/tiny.yaml
 
 test: venv vllm-venv
 	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q

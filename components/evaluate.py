@@ -8,10 +8,12 @@ from emtune.cluster.images import EVAL_IMAGE
 from . import lightweight
 
 
-def evaluate(config: str, model: str, step: int, benchmark: str, results: Output[Artifact]) -> dict:
+def evaluate(
+    compile_time_config: str, overrides: str, model: str, step: int, benchmark: str, results: Output[Artifact]
+) -> dict:
     from emtune.pipeline.steps import eval_step
 
-    return eval_step(config, model, step, benchmark, results.path)
+    return eval_step(compile_time_config, overrides, model, step, benchmark, results.path)
 
 
 def component(base_image: str = EVAL_IMAGE) -> PythonComponent:

@@ -11,10 +11,12 @@ from emtune.cluster.images import TRAIN_IMAGE
 from . import lightweight
 
 
-def train(config: str, prompts: Input[Dataset], run_id: str, metrics: Output[Artifact]) -> list:
+def train(
+    compile_time_config: str, overrides: str, prompts: Input[Dataset], run_id: str, metrics: Output[Artifact]
+) -> list:
     from emtune.pipeline.steps import train_step
 
-    return train_step(config, prompts.path, run_id, metrics.path)
+    return train_step(compile_time_config, overrides, prompts.path, run_id, metrics.path)
 
 
 def component(base_image: str = TRAIN_IMAGE) -> PythonComponent:

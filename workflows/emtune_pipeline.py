@@ -1,4 +1,4 @@
-"""`emtune-pipeline`: config → prep → train → fan-out evaluation over (checkpoint step × benchmark) → report.
+"""`emtune-pipeline`: prep → train → fan-out evaluation over (checkpoint step × benchmark) → report.
 
 The graph's shape (fan-out width, images, pod resources, secrets, retries) comes from the run config's
 `pipeline` section when it is compiled; every other config key is a run-time pipeline parameter.
@@ -12,7 +12,7 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
-from emtune.components import config, evaluate, prep, report, train
+from emtune.components import evaluate, prep, report, train
 from emtune.config import RunConfig
 from emtune.pipeline.checks import check_pipeline_config
 from emtune.pipeline.config import StepResources
@@ -60,7 +60,7 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
     """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`."""
     check_pipeline_config(cfg)
     p = cfg.pipeline
-    config_op, prep_op, train_op = (m.component(p.train_image) for m in (config, prep, train))
+    prep_op, train_op = (m.component(p.train_image) for m in (prep, train))
     eval_op, report_op = (m.component(p.eval_image) for m in (evaluate, report))
     baked = compile_time_yaml(cfg)
 
@@ -69,21 +69,22 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
 
     def emtune_pipeline(*args: Any) -> Any:  # KFP passes one channel per parameter, in signature order
         params = dict(zip(signature.parameters, args, strict=True))
-        resolved = config_op(compile_time_config=baked, overrides=overrides_text(params)).set_display_name("config")
+        # Every step resolves the run's config from the same two values (see emtune.pipeline.steps.run_config).
+        config = {"compile_time_config": baked, "overrides": overrides_text(params)}
 
-        prompts = prep_op(config=resolved.output).set_caching_options(True)
+        prompts = prep_op(**config).set_caching_options(True)
         _place(prompts, p.prep)
         _secrets(prompts, cfg)
 
         # A cached train step would skip training and hand on another run's checkpoints.
         trained = train_op(
-            config=resolved.output, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+            **config, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
         ).set_caching_options(False)
         _place(trained, p.train)
         _secrets(trained, cfg, wandb=True)
 
         with dsl.ParallelFor(trained.outputs["Output"], parallelism=p.parallelism) as pair:
-            evaluated = eval_op(config=resolved.output, model=pair.model, step=pair.step, benchmark=pair.benchmark)
+            evaluated = eval_op(**config, model=pair.model, step=pair.step, benchmark=pair.benchmark)
             evaluated.set_caching_options(True)
             evaluated.set_retry(p.eval_retries, backoff_duration=f"{p.eval_retry_backoff_s}s", backoff_factor=2.0)
             _place(evaluated, p.eval)

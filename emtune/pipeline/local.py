@@ -46,7 +46,7 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def _save(record: RunRecord) -> None:
+def save_record(record: RunRecord) -> None:
     atomic_write_json(Path(record.run_dir) / RECORD_FILE, asdict(record))
 
 
@@ -59,9 +59,11 @@ def list_runs(runs_root: Path) -> list[RunRecord]:
 
 
 def local_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
-    """`cfg` with this run's folders: the trainer's under the run, a file:// store there unless one is set."""
+    """`cfg` for this machine: folders under the run, a file:// store there unless one is set, no retries."""
     local = cfg.model_copy(deep=True)
     local.run.out_dir = run_dir / "train"
+    # kfp.local honours retries with their back-off; here a failure repeats, so fail at once.
+    local.pipeline.eval_retries = 0
     if not local.store.uri:
         local.store.uri = (run_dir / "store").resolve().as_uri()
     return local
@@ -88,7 +90,7 @@ def run_local(cfg: RunConfig, runs_root: Path | None = None) -> RunRecord:
         config_hash=run_cfg.digest(),
         created_at=_now(),
     )
-    _save(record)
+    save_record(record)
     log.info("local pipeline run %s in %s", run_id, run_dir)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline_root"))
     try:
@@ -101,5 +103,5 @@ def run_local(cfg: RunConfig, runs_root: Path | None = None) -> RunRecord:
         raise
     finally:
         record.finished_at = _now()
-        _save(record)
+        save_record(record)
     return record

@@ -2,8 +2,8 @@
 
 Every leaf field of RunConfig outside the compile-time `pipeline` section becomes a KFP parameter named by
 its dotted key with `_` for `.` (`train.learning_rate` -> `train_learning_rate`). Inside the pipeline the
-values travel to the `config` step as `key=value` lines, one per parameter, and `resolve_config` turns them
-back into a validated RunConfig. Optional fields are text parameters where the empty string means unset,
+values travel to every step as `key=value` lines, one per parameter, and `resolve_config` turns them back
+into a validated RunConfig. Optional fields are text parameters where the empty string means unset,
 since a KFP parameter cannot hold None.
 """
 

@@ -15,9 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from emtune.config import RunConfig, dump_config, validate_config
+from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, TrainingError
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from emtune.pipeline.params import resolve_config
@@ -28,21 +26,22 @@ PROMPTS_FILE = "prompts.parquet"
 TRAIN_METRICS_FILE = "metrics.jsonl"
 
 
-def load_run_config(config_yaml: str) -> RunConfig:
-    return validate_config(yaml.safe_load(config_yaml) or {})
+def run_config(compile_time_config: str, overrides: str) -> RunConfig:
+    """The run's validated config from the compiled-in settings and the run's parameter values.
 
-
-def config_step(compile_time_yaml: str, overrides: str) -> str:
-    """The run's validated config, as YAML every later task reads."""
-    cfg = resolve_config(compile_time_yaml, overrides)
+    Every step resolves it itself from these two pipeline-level values rather than receiving it from an
+    upstream task: the inputs stay identical across runs with the same parameters (so caching hits), and
+    kfp.local replaces task outputs passed into a ParallelFor body with the loop item (kfp 2.17).
+    """
+    cfg = resolve_config(compile_time_config, overrides)
     if not cfg.store.uri:
         raise ConfigError("store.uri is unset; the pipeline moves checkpoints through a store (s3:// or file://)")
-    return dump_config(cfg)
+    return cfg
 
 
-def prep_step(config_yaml: str, prompts_dir: str) -> None:
+def prep_step(compile_time_config: str, overrides: str, prompts_dir: str) -> None:
     """prep's output folder; without data.source, the prompt set train.prompts names (e.g. builtin:demo)."""
-    cfg = load_run_config(config_yaml)
+    cfg = run_config(compile_time_config, overrides)
     if cfg.data.source is None:
         _write_prompt_set(cfg, Path(prompts_dir))
         return
@@ -138,11 +137,13 @@ def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
         launcher.run(job, inputs)
 
 
-def train_step(config_yaml: str, prompts_dir: str, run_id: str, metrics_path: str) -> list[dict[str, Any]]:
+def train_step(
+    compile_time_config: str, overrides: str, prompts_dir: str, run_id: str, metrics_path: str
+) -> list[dict[str, Any]]:
     """Train, pushing every saved step to the run's store prefix; returns the evaluation pairs."""
     from emtune.store import open_store
 
-    cfg = load_run_config(config_yaml)
+    cfg = run_config(compile_time_config, overrides)
     cfg.store.uri = run_store_uri(cfg, run_id)
     prompts = Path(prompts_dir) / PROMPTS_FILE
     cfg.train.prompts = str(prompts)
@@ -169,10 +170,13 @@ def _write_train_metrics(cfg: RunConfig, store: Any, steps: list[int], out: Path
     atomic_write_text(out, "".join(line + "\n" for line in lines))
 
 
-def eval_step(config_yaml: str, model: str, step: int, benchmark: str, out_dir: str) -> dict[str, Any]:
+def eval_step(
+    compile_time_config: str, overrides: str, model: str, step: int, benchmark: str, out_dir: str
+) -> dict[str, Any]:
     from emtune.evaluate.runner import evaluate_pair
 
-    return evaluate_pair(load_run_config(config_yaml), model, benchmark, Path(out_dir), step=step)
+    cfg = run_config(compile_time_config, overrides)
+    return evaluate_pair(cfg, model, benchmark, Path(out_dir), step=step)
 
 
 def report_step(

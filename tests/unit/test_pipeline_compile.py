@@ -53,19 +53,14 @@ def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     assert spec["pipelineInfo"]["name"] == "emtune-pipeline"
     tasks = spec["root"]["dag"]["tasks"]
     loop, inner = loop_of(spec)
-    assert set(tasks) == {"config", "prep", "train", loop, "report"}
+    assert set(tasks) == {"prep", "train", loop, "report"}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
-    assert depends == {
-        "config": set(),
-        "prep": {"config"},
-        "train": {"config", "prep"},
-        loop: {"config", "train"},
-        "report": {loop, "train"},
-    }
+    assert depends == {"prep": set(), "train": {"prep"}, loop: {"train"}, "report": {loop, "train"}}
     assert set(inner) == {"evaluate"}
     # The fan-out iterates over the train step's (checkpoint, step, benchmark) pairs...
     assert tasks[loop]["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--train-Output"}
-    assert set(inner["evaluate"]["inputs"]["parameters"]) >= {"config", "model", "step", "benchmark"}
+    params = set(inner["evaluate"]["inputs"]["parameters"])
+    assert params >= {"compile_time_config", "overrides", "model", "step", "benchmark"}
     # ...and the report collects every pair's results, with the training metrics.
     report_inputs = tasks["report"]["inputs"]["artifacts"]
     assert report_inputs["eval_results"]["taskOutputArtifact"]["producerTask"] == loop
