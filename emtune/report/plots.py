@@ -24,12 +24,7 @@ def accuracy_vs_step(table: ResultsTable, path: Path) -> Path:
             ax.plot(
                 xs, ys, marker="o", linestyle="--" if average else "-", linewidth=2.2 if average else 1.4, label=row
             )
-    ax.set(xlabel="training step", ylabel="accuracy (%)", title="Accuracy vs step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, ax, path, ylabel="accuracy (%)", title="Accuracy vs step")
 
 
 def entropy_vs_step(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -40,7 +35,11 @@ def entropy_vs_step(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker=".", label=name)
-    ax.set(xlabel="training step", ylabel="mean rollout entropy (nats)", title="Entropy vs step")
+    return _save(fig, ax, path, ylabel="mean rollout entropy (nats)", title="Entropy vs step")
+
+
+def _save(fig: Figure, ax: Any, path: Path, *, ylabel: str, title: str) -> Path:
+    ax.set(xlabel="training step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
