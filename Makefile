@@ -36,8 +36,9 @@ docs: venv
 	$(BIN)/emtune config docs --write README.md
 
 lint: venv
-	$(BIN)/ruff check emtune tests
-	$(BIN)/ruff format --check emtune tests
+	$(BIN)/ruff check emtune tests components workflows
+	$(BIN)/ruff format --check emtune tests components workflows
+	$(BIN)/mypy emtune components workflows
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache runs

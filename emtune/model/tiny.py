@@ -109,8 +109,8 @@ def write_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024) -> Pa
     tokenizer = build_tokenizer(vocab_size=vocab_size, seed=seed)
     model = build_model(
         vocab_size=len(tokenizer),
-        pad_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
-        eos_id=tokenizer.convert_tokens_to_ids(IM_END),
+        pad_id=tokenizer.pad_token_id,
+        eos_id=tokenizer.eos_token_id,
         seed=seed,
     )
     with atomic_dir(Path(out_dir)) as tmp:

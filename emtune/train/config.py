@@ -12,7 +12,7 @@ from emtune.config_base import Section
 class LoraConfig(Section):
     enabled: bool = Field(False, description="Train LoRA adapters instead of all weights (peft).")
     r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
-    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (alpha / r).")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (alpha / r).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from emtune.config import LoggingConfig
 from emtune.fsutil import atomic_write_text
@@ -22,7 +22,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def wandb_mode(cfg: LoggingConfig) -> str:
+def wandb_mode(cfg: LoggingConfig) -> Literal["online", "offline", "disabled"]:
     """'auto' never blocks on the network: online only when an API key is present."""
     if cfg.wandb_mode != "auto":
         return cfg.wandb_mode

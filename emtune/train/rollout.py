@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class HFRolloutEngine:
 
     def __init__(
         self,
-        model: PreTrainedModel,
+        model: Any,  # a transformers causal LM (possibly peft-wrapped): anything with .generate
         eos_ids: Sequence[int],
         pad_id: int,
         static_cache: bool = False,

@@ -82,7 +82,7 @@ class Trainer:
             )
 
         self.accelerator = build_accelerator(t, self.geometry)
-        self.model = self._load_model()
+        self.model: Any = self._load_model()  # later wrapped by accelerate (DDP, DeepSpeed engine)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             trainable, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps,
@@ -125,13 +125,13 @@ class Trainer:
         ids.update(configured if isinstance(configured, list) else [configured])
         return sorted(i for i in ids if i is not None)
 
-    def _load_model(self) -> torch.nn.Module:
+    def _load_model(self) -> Any:
         t = self.cfg.train
         dtype = self.cfg.model.dtype
         if dtype == "auto":
             # DeepSpeed keeps fp32 master weights itself; elsewhere autocast wants fp32 parameters.
             dtype = "bfloat16" if t.precision == "bf16" and t.strategy in ("zero2", "zero3") else "float32"
-        model = load_model(self.cfg.model.path, dtype=dtype, trust_remote_code=self.cfg.model.trust_remote_code)
+        model: Any = load_model(self.cfg.model.path, dtype=dtype, trust_remote_code=self.cfg.model.trust_remote_code)
         if t.gradient_checkpointing:
             # transformers 5.24 renamed the method (and its keyword); older 5.x only has the first spelling.
             if hasattr(model, "activation_checkpointing_enable"):
