@@ -51,27 +51,19 @@ def prep_step(compile_time_config: str, overrides: str, prompts_dir: str) -> Non
 
 
 def _write_prompt_set(cfg: RunConfig, out: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    from emtune.data.prep import write_prompts
+    from emtune.data.problems import Problem
     from emtune.train.trainer import load_prompts
 
     prompt_set = load_prompts(cfg)
-    count = len(prompt_set.problems)
-    table = pa.table(
-        {
-            "id": [str(index) for index in range(count)],
-            "problem": prompt_set.problems,
-            "answer": pa.nulls(count, pa.string()),
-        }
-    )
+    problems = [Problem(id=str(i), problem=text, answer=None, row=i) for i, text in enumerate(prompt_set.problems)]
     manifest = {
         "source": cfg.train.prompts,
-        "rows_unique": count,
+        "rows_unique": len(problems),
         "prompt_format": prompt_set.prompt_format or cfg.data.prompt_format,
     }
     with atomic_dir(out) as tmp:
-        pq.write_table(table, tmp / PROMPTS_FILE)
+        write_prompts(problems, tmp / PROMPTS_FILE)
         atomic_write_json(tmp / "manifest.json", manifest)
 
 

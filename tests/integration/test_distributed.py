@@ -37,10 +37,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(tmp_path: Path, name: str, processes: int, strategy: str) -> list[dict]:
+def launch(tmp_path: Path, name: str, processes: int, strategy: str, **extra: object) -> list[dict]:
     out = tmp_path / name
     out.mkdir()
-    cfg = load_config(None, {**SETTINGS, "train.strategy": strategy, "run.out_dir": str(out / "run")})
+    cfg = load_config(None, {**SETTINGS, "train.strategy": strategy, "run.out_dir": str(out / "run"), **extra})
     config_file = out / "config.json"
     config_file.write_text(json.dumps(cfg.model_dump(mode="json")))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
@@ -50,7 +50,7 @@ def launch(tmp_path: Path, name: str, processes: int, strategy: str) -> list[dic
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(SCRIPT), str(config_file), str(out),
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, "\n".join(line for line in proc.stderr.splitlines() if "[rank" in line)[-6000:]
     return [torch.load(out / f"rank{r}.pt") for r in range(processes)]
 
 
@@ -72,6 +72,23 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path, strategy: st
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "run" / "step-2")
     exported_vector = torch.cat([p.detach().flatten() for p in exported.parameters()])
     assert torch.allclose(exported_vector, two[0]["params"], atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [("zero3", {}), ("zero2", {"train.offload_optimizer": True})],
+    ids=["zero3", "zero2-offload"],
+)
+def test_bf16_deepspeed_exports_a_16bit_model(tmp_path: Path, strategy: str, extra: dict) -> None:
+    from safetensors import safe_open
+
+    ranks = launch(tmp_path, "bf16", 2, strategy, **{"train.precision": "bf16", **extra})
+    assert torch.equal(ranks[0]["params"], ranks[1]["params"])
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in ranks[0]["losses"])
+    with safe_open(tmp_path / "bf16" / "run" / "step-2" / "model.safetensors", "pt") as weights:
+        dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}  # noqa: SIM118
+    assert dtypes == {"BF16"}
 
 
 @pytest.mark.slow
