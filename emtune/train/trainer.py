@@ -237,9 +237,15 @@ class Trainer:
                 entropy = position_entropy(logits, batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
                 numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
                 loss = (entropy * numerators).sum() * scale
-                if not torch.isfinite(loss):
+                # Every rank learns of a non-finite loss on any rank, so all stop together instead of
+                # the healthy ones waiting forever in the gradient all-reduce.
+                bad = (~torch.isfinite(loss.detach())).float()
+                if g.world_size > 1:
+                    bad = acc.reduce(bad, "sum")
+                if bad.item() > 0:
                     raise TrainingError(
-                        f"loss is {loss.item()} at step {step}; lower train.learning_rate or check the model"
+                        f"loss is {loss.item()} at step {step} (rank {g.rank}); lower train.learning_rate or "
+                        "check the model"
                     )
                 acc.backward(loss)
                 if acc.sync_gradients and t.grad_clip > 0 and not self.is_deepspeed:
