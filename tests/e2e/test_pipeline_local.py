@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("emtune.workflows") is None:
-    # Installs map emtune.components/emtune.workflows to the top-level folders (package-dir); a checkout
-    # without that mapping installed gets the same modules by alias.
-    sys.path.insert(0, str(REPO))
-    for _name in ("components", "workflows"):
-        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
-
-from emtune.pipeline.local import list_runs  # noqa: E402
-from emtune.store import open_store  # noqa: E402
-from emtune.store.config import StoreConfig  # noqa: E402
+from emtune.pipeline.local import list_runs
+from emtune.store import open_store
+from emtune.store.config import StoreConfig
 
 BENCHMARKS = ["demo-arith", "demo-algebra"]
 TINY_RUN = {
@@ -50,20 +41,15 @@ TINY_RUN = {
 
 
 @pytest.mark.slow
-def test_local_pipeline_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from emtune.cli import main
-
+def test_local_pipeline_run(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(TINY_RUN), encoding="utf-8")
     runs_root = tmp_path / "runs"
-    argv = ["emtune", "pipeline", "run", "--local", "--config", str(config), "--runs-root", str(runs_root)]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", argv)
-        try:
-            main()
-        except SystemExit as exit_:
-            assert exit_.code in (0, None)
-    printed = capsys.readouterr().out
+    command = [sys.executable, "-m", "emtune", "pipeline", "run", "--local", "--config", str(config),
+               "--runs-root", str(runs_root)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    printed = proc.stdout
 
     (record,) = list_runs(runs_root)
     assert record.status == "succeeded" and record.finished_at and record.error is None
