@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 from rich.console import Console
-from rich.logging import RichHandler
 
 from emtune.cli.app import app
 from emtune.errors import EmtuneError
@@ -18,9 +18,28 @@ from emtune.cli import bench, benchmarks, ckpt, config, eval, model, pipeline, p
 _stderr = Console(stderr=True)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """One line per record on the sys.stderr of the moment (tests and notebooks swap it), so pod logs and
+    pipes get plain lines; warnings and errors carry their level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
 def _log_to_stderr() -> logging.Handler:
-    """Library logs go to whatever sys.stderr is at the time of writing (rich resolves it per write)."""
-    handler = RichHandler(console=_stderr, show_time=False, show_path=False, markup=False)
+    handler = _StderrHandler()
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
