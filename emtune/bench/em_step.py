@@ -69,7 +69,7 @@ def emtune_step(trainer: Trainer) -> StepTiming:
 
 
 def run(
-    model: str = "builtin:tiny", samples: int = 64, new_tokens: int = 256, micro: int = 2, repeats: int = 1
+    model: str = "builtin:tiny", samples: int = 64, new_tokens: int = 512, micro: int = 2, repeats: int = 1
 ) -> dict[str, Any]:
     """Time both steps `repeats` times (after one warm-up each) and return the best of each and the ratio."""
     with tempfile.TemporaryDirectory() as out:

@@ -16,7 +16,7 @@ app.add_typer(bench_app, name="bench")
 def em_step(
     model: str = typer.Option("builtin:tiny", help="Model to time (the tiny model by default)."),
     samples: int = typer.Option(64, min=2, help="Rollouts per step."),
-    new_tokens: int = typer.Option(256, min=1, help="Tokens sampled per rollout."),
+    new_tokens: int = typer.Option(512, min=1, help="Tokens sampled per rollout (the seed recipe: 512)."),
     repeats: int = typer.Option(1, min=1, help="Timed repetitions of each step; the best is reported."),
 ) -> None:
     """Seed-style EM step vs emtune's, same process, same model, prompt, sample count and length."""
