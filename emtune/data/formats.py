@@ -24,3 +24,10 @@ def format_prompt(problem: str, prompt_format: str, tokenizer: PreTrainedTokeniz
         messages.insert(0, {"role": "system", "content": QWEN25_MATH_COT_SYSTEM})
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return str(text)
+
+
+def encode_prompt(problem: str, prompt_format: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Token ids of the rendered prompt. Chat formats already hold their special tokens; only a raw prompt
+    gets the tokenizer's own (e.g. a BOS)."""
+    text = format_prompt(problem, prompt_format, tokenizer)
+    return list(tokenizer(text, add_special_tokens=prompt_format == "raw")["input_ids"])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emtune.data.formats import format_prompt
+from emtune.data.formats import encode_prompt, format_prompt
 from emtune.errors import ModelError
 from emtune.evaluate.backends import GenerationBackend, GenerationParams, open_backend
 from emtune.evaluate.grading import Grader
@@ -77,8 +77,7 @@ def _evaluate(
     ev = cfg.eval
     items = benchmark.items[: ev.limit] if ev.limit else benchmark.items
     prompts = [format_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
-    # Chat formats already hold their special tokens; only a raw prompt gets the tokenizer's (e.g. BOS).
-    prompt_ids = [tokenizer(text, add_special_tokens=ev.prompt_format == "raw")["input_ids"] for text in prompts]
+    prompt_ids = [encode_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
 
     started = time.perf_counter()
     completions = backend.generate(prompt_ids, GenerationParams.from_config(ev))

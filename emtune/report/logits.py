@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from emtune.data.formats import format_prompt
+from emtune.data.formats import encode_prompt
 from emtune.errors import DataError
 from emtune.evaluate.models import expand_models, local_model
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
@@ -85,8 +85,7 @@ def model_logits(model_path: str, problems: list[str], cfg: RunConfig) -> tuple[
     generator = torch.Generator().manual_seed(cfg.eval.seed)
     moments, sample = _Moments(), []
     for problem in problems:
-        text = format_prompt(problem, cfg.eval.prompt_format, tokenizer)
-        ids = tokenizer(text, add_special_tokens=cfg.eval.prompt_format == "raw", return_tensors="pt")["input_ids"]
+        ids = torch.tensor([encode_prompt(problem, cfg.eval.prompt_format, tokenizer)])
         logits = model(input_ids=ids).logits.float().flatten()
         moments.add(logits)
         take = torch.randint(0, logits.numel(), (min(SAMPLE_PER_PROMPT, logits.numel()),), generator=generator)

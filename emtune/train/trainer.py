@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from emtune.config import RunConfig
-from emtune.data.formats import format_prompt
+from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
 from emtune.losses import position_entropy, reduction_terms
@@ -109,8 +109,7 @@ class Trainer:
         prompt_format = prompt_set.prompt_format or self.cfg.data.prompt_format
         encoded = []
         for index, problem in enumerate(prompt_set.problems):
-            text = format_prompt(problem, prompt_format, self.tokenizer)
-            ids = self.tokenizer(text, add_special_tokens=False).input_ids
+            ids = encode_prompt(problem, prompt_format, self.tokenizer)
             if len(ids) > self.cfg.train.max_prompt_tokens:
                 raise DataError(
                     f"prompt {index} is {len(ids)} tokens long; train.max_prompt_tokens allows at most "
