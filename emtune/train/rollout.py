@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import torch
 
+PROMPT_WIDTH_BUCKET = 64
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -83,6 +85,10 @@ class HFRolloutEngine:
 
     def _left_pad(self, prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(p) for p in prompts)
+        if self.static_cache:
+            # The static cache (and the decode graph compiled for it) is sized by prompt width + new tokens:
+            # padding widths up to a bucket keeps that size, and so the compiled graph, across batches.
+            width = -(-width // PROMPT_WIDTH_BUCKET) * PROMPT_WIDTH_BUCKET
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, prompt in enumerate(prompts):
