@@ -14,10 +14,16 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("em-step")
 def em_step(
-    model: str = typer.Option("builtin:tiny", help="Model to time (the tiny model by default)."),
+    model: str = typer.Option(
+        "builtin:tiny", help="Model to time: builtin:tiny, a folder, or random:<shape> (e.g. random:qwen2.5-math-1.5b)."
+    ),
     samples: int = typer.Option(64, min=2, help="Rollouts per step."),
     new_tokens: int = typer.Option(512, min=1, help="Tokens sampled per rollout (the seed recipe: 512)."),
     repeats: int = typer.Option(1, min=1, help="Timed repetitions of each step; the best is reported."),
+    baseline_micro_batches: int | None = typer.Option(
+        None, min=1, help="Time only this many seed-style micro-batches and scale (for large models on a GPU)."
+    ),
+    precision: str = typer.Option("fp32", help="fp32 or bf16 (bf16 for GPU runs of real shapes)."),
 ) -> None:
     """Seed-style EM step vs emtune's, same process, same model, prompt, sample count and length."""
     from rich.console import Console
@@ -25,7 +31,10 @@ def em_step(
 
     from emtune.bench.em_step import run
 
-    result = run(model=model, samples=samples, new_tokens=new_tokens, repeats=repeats)
+    result = run(
+        model=model, samples=samples, new_tokens=new_tokens, repeats=repeats,
+        baseline_micro_batches=baseline_micro_batches, precision=precision,
+    )  # fmt: skip
     table = Table(title=f"EM step: {result['model']}, {samples} samples x {new_tokens} tokens, {result['device']}")
     for column in ("step", "seconds", "generated tokens", "tokens/s"):
         table.add_column(column)

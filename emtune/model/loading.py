@@ -1,4 +1,4 @@
-"""Resolve a model spec (local folder, hub id, or the embedded tiny model) and load it."""
+"""Resolve a model spec (local folder, hub id, the embedded tiny model, random:<shape>) and load it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from emtune.errors import ModelError
+from emtune.model.shapes import RANDOM_PREFIX, random_model
 from emtune.model.tiny import write_tiny_model
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def resolve_model(spec: str) -> str:
 
 
 def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
-    where = resolve_model(spec)
+    # A random-weights model (benchmarks) speaks the tiny model's tokenizer: ids only, never decoded.
+    where = resolve_model(BUILTIN_TINY if spec.startswith(RANDOM_PREFIX) else spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
     except (OSError, ValueError) as exc:
@@ -58,6 +60,9 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
 
 
 def load_model(spec: str, dtype: str = "float32", trust_remote_code: bool = False) -> PreTrainedModel:
+    if spec.startswith(RANDOM_PREFIX):
+        tokenizer = load_tokenizer(spec)
+        return random_model(spec, _DTYPES[dtype], tokenizer.pad_token_id, tokenizer.eos_token_id)
     where = resolve_model(spec)
     try:
         return AutoModelForCausalLM.from_pretrained(where, dtype=_DTYPES[dtype], trust_remote_code=trust_remote_code)

@@ -231,3 +231,11 @@ def test_bench_em_step_reports_both_sides(tmp_path: Path) -> None:
     assert result["baseline"].generated_tokens == 16
     assert 0 < result["emtune"].generated_tokens <= 16
     assert result["speedup"] > 0
+
+
+def test_bench_baseline_can_be_timed_on_a_subset_and_scaled(tmp_path: Path) -> None:
+    from emtune.bench.em_step import run as bench
+
+    result = bench(model="random:qwen2-small", samples=8, new_tokens=3, micro=2, baseline_micro_batches=1)
+    assert "1 of 4 micro-batches timed and scaled" in result["baseline"].name
+    assert result["baseline"].generated_tokens == 24  # 2 x 3 tokens measured, scaled by 4

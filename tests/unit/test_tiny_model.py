@@ -39,3 +39,15 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     a = write_tiny_model(tmp_path / "a", seed=3)
     b = write_tiny_model(tmp_path / "b", seed=3)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def test_random_shapes_build_offline_and_unknown_ones_are_named() -> None:
+    import pytest
+
+    from emtune.errors import ModelError
+    from emtune.model.loading import load_model
+
+    model = load_model("random:qwen2-small")
+    assert model.config.vocab_size == 151936 and model.config.hidden_size == 256
+    with pytest.raises(ModelError, match="unknown random model shape 'gpt-9'; allowed: qwen2.5-math-1.5b"):
+        load_model("random:gpt-9")
