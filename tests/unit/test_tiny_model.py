@@ -49,5 +49,5 @@ def test_random_shapes_build_offline_and_unknown_ones_are_named() -> None:
 
     model = load_model("random:qwen2-small")
     assert model.config.vocab_size == 151936 and model.config.hidden_size == 256
-    with pytest.raises(ModelError, match="unknown random model shape 'gpt-9'; allowed: qwen2.5-math-1.5b"):
+    with pytest.raises(ModelError, match=r"unknown random model shape 'gpt-9'; allowed: qwen2\.5-math-1\.5b"):
         load_model("random:gpt-9")
