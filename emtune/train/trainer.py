@@ -193,12 +193,14 @@ class Trainer:
         """The step's rollouts' prompts, global order; data order reshuffles (seeded) every epoch."""
         per_step = self.cfg.train.rollouts_per_step // self.samples_per_prompt
         count = len(self.prompt_ids)
+        orders: dict[int, list[int]] = {}  # a step spans at most a few epochs: shuffle each once
         chosen = []
         for position in range((step - 1) * per_step, step * per_step):
             epoch, offset = divmod(position, count)
-            order = list(range(count))
-            random.Random(self.cfg.run.seed * 1_000_003 + epoch).shuffle(order)
-            chosen.append(self.prompt_ids[order[offset]])
+            if epoch not in orders:
+                orders[epoch] = list(range(count))
+                random.Random(self.cfg.run.seed * 1_000_003 + epoch).shuffle(orders[epoch])
+            chosen.append(self.prompt_ids[orders[epoch][offset]])
         return [prompt for prompt in chosen for _ in range(self.samples_per_prompt)]
 
     def sample(self, step: int) -> list[Rollout]:

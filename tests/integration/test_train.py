@@ -239,3 +239,18 @@ def test_bench_baseline_can_be_timed_on_a_subset_and_scaled(tmp_path: Path) -> N
     result = bench(model="random:qwen2-small", samples=8, new_tokens=3, micro=2, baseline_micro_batches=1)
     assert "1 of 4 micro-batches timed and scaled" in result["baseline"].name
     assert result["baseline"].generated_tokens == 24  # 2 x 3 tokens measured, scaled by 4
+
+
+def test_multi_shot_steps_walk_every_prompt_once_per_epoch(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    prompts = tmp_path / "prompts.parquet"
+    pq.write_table(pa.table({"problem": [f"What is {i} plus {i}?" for i in range(6)]}), prompts)
+    trainer = Trainer(tiny_config(tmp_path / "run", **{"train.prompts": str(prompts), "train.samples_per_prompt": 2,
+                                                       "train.rollouts_per_step": 4}))  # fmt: skip
+    epoch = [tuple(p) for step in (1, 2, 3) for p in trainer.prompts_for_step(step)[::2]]  # 2 prompts per step
+    assert sorted(epoch) == sorted(tuple(p) for p in trainer.prompt_ids)  # each prompt once in the first epoch
+    assert trainer.prompts_for_step(1) == trainer.prompts_for_step(1)  # deterministic
+    first = trainer.prompts_for_step(1)
+    assert first[0] == first[1] and first[2] == first[3]  # samples_per_prompt copies side by side
