@@ -61,7 +61,10 @@ def list_local_runs(
     """List recorded local runs: id, status, start time, report."""
     from emtune.pipeline.local import list_runs
 
-    for record in list_runs(runs_root):
+    records = list_runs(runs_root)
+    if not records:
+        typer.echo(f"no recorded local runs under {runs_root}", err=True)
+    for record in records:
         typer.echo(f"{record.run_id}  {record.status:<9}  {record.created_at}  {record.report or record.error or ''}")
 
 
