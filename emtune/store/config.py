@@ -23,6 +23,9 @@ class StoreConfig(Section):
     multipart_threshold_mb: int = Field(64, ge=5, description="Objects above this size upload in parts.")
     part_size_mb: int = Field(64, ge=5, description="Multipart part size.")
     max_concurrency: int = Field(8, ge=1, le=64, description="Parallel part transfers per object.")
+    max_bandwidth_mbps: float | None = Field(
+        None, gt=0, description="Cap on transfer bandwidth per store operation, MB/s (shared links); unset: none."
+    )
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request before giving up.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
     upload_queue: int = Field(2, ge=1, description="Steps waiting to upload before training blocks (back-pressure).")

@@ -43,6 +43,7 @@ class S3Store(CheckpointStore):
             multipart_threshold=cfg.multipart_threshold_mb * MIB,
             multipart_chunksize=cfg.part_size_mb * MIB,
             max_request_concurrency=cfg.max_concurrency,
+            max_bandwidth=None if cfg.max_bandwidth_mbps is None else int(cfg.max_bandwidth_mbps * 1e6),
         )
         super().__init__(f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}")
         self._check_bucket()
