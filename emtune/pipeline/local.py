@@ -58,7 +58,7 @@ class RunRecord:
     pid: int | None = None  # the process running the pipeline, while it runs
 
 
-def _now() -> str:
+def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -130,7 +130,7 @@ def run_local(
         status="running",
         config=str(run_dir / CONFIG_FILE),
         config_hash=run_cfg.digest(),
-        created_at=_now(),
+        created_at=utc_now(),
         trigger=provenance.trigger,
         requested_by=provenance.requested_by,
         parent_run=provenance.parent_run,
@@ -148,7 +148,7 @@ def run_local(
         record.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise
     finally:
-        record.finished_at = _now()
+        record.finished_at = utc_now()
         record.pid = None
         save_record(record)
     return record

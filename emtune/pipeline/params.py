@@ -45,7 +45,7 @@ class ParamSpec:
     description: str
 
 
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+def strip_optional(annotation: Any) -> tuple[Any, bool]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(args) < len(typing.get_args(annotation)):
@@ -71,7 +71,7 @@ def _leaf_specs(model: type[BaseModel], prefix: str) -> list[ParamSpec]:
     specs = []
     for field_name, field in model.model_fields.items():
         key = f"{prefix}{field_name}"
-        annotation, optional = _strip_optional(field.annotation)
+        annotation, optional = strip_optional(field.annotation)
         if isinstance(annotation, type) and issubclass(annotation, Section):
             specs += _leaf_specs(annotation, f"{key}.")
             continue
