@@ -42,7 +42,7 @@ def run_pipeline(
     runs_root: Annotated[
         Path | None, typer.Option(help="Folder of local runs; default: run.out_dir. Each run gets a subfolder.")
     ] = None,
-    run_id: Annotated[str | None, typer.Option(help="Name of the run (its folder); default: time and a suffix.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Name of the run (its folder); default: time + suffix.")] = None,
     trigger: Annotated[str, typer.Option(help="What started the run: manual, schedule, dashboard or api.")] = "manual",
     requested_by: Annotated[str | None, typer.Option(help="Who asked for the run; default: this user.")] = None,
     parent_run: Annotated[str | None, typer.Option(help="The run this one re-runs (recorded as lineage).")] = None,

@@ -136,10 +136,10 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     data[leaf] = value
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def merge_nested(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            merge_nested(base[key], value)
         else:
             base[key] = value
     return base
@@ -183,7 +183,7 @@ def parse_form(form: Mapping[str, str], source: RunConfig) -> FormResult:
             extra = yaml.safe_load(advanced)
             if not isinstance(extra, dict):
                 raise yaml.YAMLError
-            _merge(data, extra)
+            merge_nested(data, extra)
         except yaml.YAMLError:
             errors[ADVANCED] = "advanced: expected a YAML mapping of sections, e.g. 'eval: {limit: 5}'"
     if errors:

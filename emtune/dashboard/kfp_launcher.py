@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.config import RunConfig
-from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, Schedule
+from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.dashboard.rundata import store_checkpoints
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
@@ -99,7 +99,7 @@ class KfpLauncher:
         try:
             return self._info(self.client.get_run(run_id))
         except Exception as exc:  # the client raises ApiException for an unknown id
-            raise LaunchError(f"no KFP run {run_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            raise RunNotFound(f"no KFP run {run_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
     def start(self, cfg: RunConfig, provenance: Provenance) -> str:
         request = self._request(cfg)

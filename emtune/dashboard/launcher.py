@@ -18,7 +18,11 @@ ACTIVE = ("starting", "running")  # statuses that may still change
 
 
 class LaunchError(EmtuneError):
-    """A run or schedule cannot be found, started or changed."""
+    """A run or schedule cannot be started or changed."""
+
+
+class RunNotFound(LaunchError):
+    """No run of that id."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from emtune.config import RunConfig, dump_config, load_config
-from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, Schedule
+from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.dashboard.rundata import evaluations_under, read_jsonl_rows, store_checkpoints
 from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
@@ -166,13 +166,13 @@ class LocalLauncher:
         try:
             check_run_id(run_id)
         except EmtuneError:
-            raise LaunchError(f"no run {run_id!r} under {self.runs_dir}") from None
+            raise RunNotFound(f"no run {run_id!r} under {self.runs_dir}") from None
         return self.runs_dir / run_id
 
     def _record(self, run_id: str) -> RunRecord:
         run_dir = self._run_dir(run_id)
         if not (run_dir / RECORD_FILE).is_file():
-            raise LaunchError(f"no run {run_id!r} under {self.runs_dir}")
+            raise RunNotFound(f"no run {run_id!r} under {self.runs_dir}")
         return load_record(run_dir)
 
     def _pid(self, record: RunRecord) -> int | None:
