@@ -45,7 +45,9 @@ def test_health_and_readiness_need_no_auth(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"status": "ready", "launcher": "local"}
 
 
-def test_runs_list_shows_status_params_best_step_and_provenance(client: TestClient, launcher: RecordingLauncher) -> None:
+def test_runs_list_shows_status_params_best_step_and_provenance(
+    client: TestClient, launcher: RecordingLauncher
+) -> None:
     launcher.add_run("live", tiny_config(), status="running")
     html = client.get("/").text
     assert 'data-run-id="base"' in html and 'data-run-id="other"' in html
