@@ -159,7 +159,7 @@ def test_parameters_the_version_does_not_declare_are_dropped() -> None:
 
 def test_a_cluster_run_needs_an_s3_store_and_an_uploaded_pipeline() -> None:
     client = RecordingKfpClient()
-    with pytest.raises(ConfigError, match="store.uri"):
+    with pytest.raises(ConfigError, match=r"store\.uri"):
         make(client).start(tiny_config(), Provenance())
     with pytest.raises(LaunchError, match="emtune pipeline sync"):
         make(client, pipeline_name="missing").start(tiny_config(**S3_CFG), Provenance())
