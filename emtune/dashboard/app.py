@@ -24,6 +24,7 @@ from emtune.dashboard import charts
 from emtune.dashboard.auth import SESSION_COOKIE, Authenticator, audit, checked_form, current_user
 from emtune.dashboard.forms import (
     ADVANCED,
+    FormField,
     config_diff,
     display,
     form_fields,
@@ -248,7 +249,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             "retrain.html",
             status_code=status,
             source=source,
-            fields=form_fields(),
+            sections=_by_section(form_fields()),
             values=values,
             errors=errors,
             advanced=values.get(ADVANCED, ""),
@@ -378,6 +379,14 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         return {"run_id": run_id, "status": "stopping"}
 
     return app
+
+
+def _by_section(fields: list[FormField]) -> list[tuple[str, list[FormField]]]:
+    """Fields grouped by config section, in the config model's order."""
+    sections: dict[str, list[FormField]] = {}
+    for field in fields:
+        sections.setdefault(field.section, []).append(field)
+    return list(sections.items())
 
 
 def _merged(base: dict[str, Any], config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,8 @@
       width: Math.max(320, canvas.clientWidth || 640),
       height: 260,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { label: spec.y_label }],
+      // Steps are whole numbers: ticks only at integer increments.
+      axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { label: spec.y_label }],
       series: series,
     };
     const data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
