@@ -50,11 +50,9 @@ def run_pipeline(
     """Run the whole pipeline on this machine and print where the report is."""
     if not local:
         raise ConfigError("emtune pipeline run needs --local; to run on a cluster use `emtune pipeline submit`")
-    import getpass
+    from emtune.pipeline.local import Provenance, check_run_id, current_user, run_local
 
-    from emtune.pipeline.local import Provenance, check_run_id, run_local
-
-    provenance = Provenance(trigger=trigger, requested_by=requested_by or getpass.getuser(), parent_run=parent_run)
+    provenance = Provenance(trigger=trigger, requested_by=requested_by or current_user(), parent_run=parent_run)
     cfg = build_config(config, sets)
     record = run_local(cfg, runs_root, run_id=check_run_id(run_id) if run_id else None, provenance=provenance)
     typer.echo(f"run {record.run_id} succeeded; report: {record.report}")

@@ -40,14 +40,6 @@ _STATES = {
 }
 
 
-def provenance_params(provenance: Provenance) -> dict[str, str]:
-    return {
-        "provenance_trigger": provenance.trigger,
-        "provenance_requested_by": provenance.requested_by or "",
-        "provenance_parent_run": provenance.parent_run or "",
-    }
-
-
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -102,12 +94,12 @@ class KfpLauncher:
             raise RunNotFound(f"no KFP run {run_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
     def start(self, cfg: RunConfig, provenance: Provenance) -> str:
-        request = self._request(cfg)
+        request = self._request(cfg, provenance)
         pipeline_id, version_id, declared = self._latest_version()
         run = self.client.run_pipeline(
             experiment_id=self.experiment_id(),
             job_name=request.run_name,
-            params=self._declared({**request.params, **provenance_params(provenance)}, declared),
+            params=self._declared(request.params, declared),
             pipeline_id=pipeline_id,
             version_id=version_id,
         )
@@ -141,16 +133,15 @@ class KfpLauncher:
         return [self._schedule(item) for item in response.recurring_runs or []]
 
     def create_schedule(self, name: str, cron: str, cfg: RunConfig, provenance: Provenance) -> str:
-        request = self._request(cfg, recurring=cron)
+        request = self._request(cfg, Provenance("schedule", provenance.requested_by, None), recurring=cron)
         pipeline_id, version_id, declared = self._latest_version()
-        params = {**request.params, **provenance_params(Provenance("schedule", provenance.requested_by, None))}
         recurring = self.client.create_recurring_run(
             experiment_id=self.experiment_id(),
             job_name=name,
             cron_expression=request.recurring,
             max_concurrency=1,
             no_catchup=True,
-            params=self._declared(params, declared),
+            params=self._declared(request.params, declared),
             pipeline_id=pipeline_id,
             version_id=version_id,
         )
@@ -172,7 +163,7 @@ class KfpLauncher:
             self._experiment_id = str(experiment.experiment_id)
         return self._experiment_id
 
-    def _request(self, cfg: RunConfig, recurring: str | None = None) -> Any:
+    def _request(self, cfg: RunConfig, provenance: Provenance, recurring: str | None = None) -> Any:
         """Check `cfg` for a cluster and turn it into run parameters, as `emtune pipeline submit` does."""
         from emtune.cluster.submit import build_request
 
@@ -184,6 +175,7 @@ class KfpLauncher:
                 namespace=self.settings.kfp_namespace,
                 experiment=self.settings.experiment,
                 recurring=recurring,
+                provenance=provenance,
             )
 
     def _latest_version(self) -> tuple[str, str, set[str] | None]:

@@ -89,6 +89,15 @@ def _leaf_specs(model: type[BaseModel], prefix: str) -> list[ParamSpec]:
     return specs
 
 
+def provenance_values(trigger: str, requested_by: str | None, parent_run: str | None) -> dict[str, str]:
+    """The provenance parameters of one run ("" for unknown)."""
+    return {
+        "provenance_trigger": trigger,
+        "provenance_requested_by": requested_by or "",
+        "provenance_parent_run": parent_run or "",
+    }
+
+
 def param_specs() -> list[ParamSpec]:
     specs = []
     for section, field in RunConfig.model_fields.items():
