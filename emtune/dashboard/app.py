@@ -79,15 +79,20 @@ class _Finished:
     def __init__(self, size: int = 256) -> None:
         self._data: OrderedDict[str, RunData] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()  # pages are served from a thread pool
 
     def data(self, launcher: Launcher, run: RunInfo) -> RunData:
         if run.active:
             return launcher.run_data(run)
-        if run.run_id not in self._data:
-            self._data[run.run_id] = launcher.run_data(run)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
-        return self._data[run.run_id]
+        with self._lock:
+            cached = self._data.get(run.run_id)
+        if cached is None:
+            cached = launcher.run_data(run)
+            with self._lock:
+                self._data[run.run_id] = cached
+                while len(self._data) > self._size:
+                    self._data.popitem(last=False)
+        return cached
 
 
 def create_app(settings: DashboardSettings, launcher: Launcher | None = None) -> FastAPI:
