@@ -201,3 +201,18 @@ def test_static_assets_are_served_from_the_package(client: TestClient) -> None:
     for asset in ("htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css", "charts.js"):
         assert client.get(f"/static/{asset}").status_code == 200
     assert "uPlot" in client.get("/static/uPlot.iife.min.js").text[:200]
+
+
+def test_a_running_run_shows_its_log_tail_and_reloads_once_when_it_ends(
+    client: TestClient, launcher: RecordingLauncher
+) -> None:
+    launcher.add_run("live", tiny_config(), status="running", data=sample_data())
+    launcher.logs["live"] = "step 3/20 entropy 4.5"
+    page = client.get("/runs/live").text
+    assert 'hx-get="/runs/live/live"' in page and "step 3/20 entropy 4.5" in page
+    live = client.get("/runs/live/live")
+    assert "step 3/20 entropy 4.5" in live.text and "HX-Refresh" not in live.headers
+    launcher.runs["live"].status = "succeeded"
+    ended = client.get("/runs/live/live")
+    assert ended.headers["HX-Refresh"] == "true"  # the page reloads with the final results, and polls no more
+    assert 'hx-get="/runs/live/live"' not in client.get("/runs/live").text
