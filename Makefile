@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv vllm-venv demo test test-gpu lint docs clean
+.PHONY: venv vllm-venv demo dashboard test test-gpu lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ vllm-venv: venv
 
 demo: venv
 	$(BIN)/emtune pipeline run --local --config configs/tiny.yaml
+
+# The dashboard on the demo's runs folder, at http://127.0.0.1:8080 (loopback only: no auth).
+dashboard: venv
+	$(BIN)/emtune dashboard --runs-dir runs/tiny
 
 test: venv vllm-venv
 	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q

@@ -74,14 +74,14 @@ def _format_validation_error(err: ValidationError, model: type[Section] = RunCon
         key = ".".join(str(part) for part in problem["loc"])
         value = problem.get("input")
         if problem["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(_section_fields(model, problem["loc"][:-1])))
+            allowed = ", ".join(sorted(section_fields(model, problem["loc"][:-1])))
             lines.append(f"unknown config key '{key}' (allowed here: {allowed})")
         else:
             lines.append(f"config key '{key}' = {value!r}: {problem['msg']}")
     return "; ".join(lines)
 
 
-def _section_fields(model: type[Section], loc: Iterable[Any]) -> list[str]:
+def section_fields(model: type[Section], loc: Iterable[Any]) -> list[str]:
     current: Any = model
     for part in loc:
         field = current.model_fields.get(str(part))

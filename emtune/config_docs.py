@@ -28,7 +28,7 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def _allowed(field: FieldInfo) -> str:
+def allowed(field: FieldInfo) -> str:
     parts = []
     for meta in field.metadata:
         for attr, symbol in _BOUNDS.items():
@@ -52,7 +52,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             rows.extend(_rows(annotation, f"{key}."))
             continue
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {_allowed(field)} | {description} |")
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {allowed(field)} | {description} |")
     return rows
 
 

@@ -14,6 +14,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+# Test modules import helpers from these plugins too; rewrite their asserts either way.
+pytest.register_assert_rewrite("dashboard_support")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -42,13 +42,19 @@ def run_pipeline(
     runs_root: Annotated[
         Path | None, typer.Option(help="Folder of local runs; default: run.out_dir. Each run gets a subfolder.")
     ] = None,
+    run_id: Annotated[str | None, typer.Option(help="Name of the run (its folder); default: time + suffix.")] = None,
+    trigger: Annotated[str, typer.Option(help="What started the run: manual, schedule, dashboard or api.")] = "manual",
+    requested_by: Annotated[str | None, typer.Option(help="Who asked for the run; default: this user.")] = None,
+    parent_run: Annotated[str | None, typer.Option(help="The run this one re-runs (recorded as lineage).")] = None,
 ) -> None:
     """Run the whole pipeline on this machine and print where the report is."""
     if not local:
         raise ConfigError("emtune pipeline run needs --local; to run on a cluster use `emtune pipeline submit`")
-    from emtune.pipeline.local import run_local
+    from emtune.pipeline.local import Provenance, check_run_id, current_user, run_local
 
-    record = run_local(build_config(config, sets), runs_root)
+    provenance = Provenance(trigger=trigger, requested_by=requested_by or current_user(), parent_run=parent_run)
+    cfg = build_config(config, sets)
+    record = run_local(cfg, runs_root, run_id=check_run_id(run_id) if run_id else None, provenance=provenance)
     typer.echo(f"run {record.run_id} succeeded; report: {record.report}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from emtune.config import RunConfig
 from emtune.errors import ConfigError
+from emtune.pipeline.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,23 @@ def build_request(
     experiment: str = "emtune",
     run_name: str | None = None,
     recurring: str | None = None,
+    provenance: Provenance | None = None,
 ) -> SubmitRequest:
-    """Check the config, compile the pipeline into `package` and assemble the run request."""
+    """Check the config, compile the pipeline into `package` and assemble the run request.
+
+    Provenance defaults to this user starting it by hand (or by schedule, for a recurring run)."""
     from emtune.pipeline.checks import check_pipeline_config
-    from emtune.pipeline.params import param_values
+    from emtune.pipeline.params import param_values, provenance_values
     from emtune.workflows.emtune_pipeline import PIPELINE_NAME, compile_pipeline
 
     check_pipeline_config(cfg, cluster=True)
     compile_pipeline(cfg, package)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    params = param_values(cfg)
+    provenance = provenance or Provenance("schedule" if recurring else "manual", current_user())
+    params = {
+        **param_values(cfg),
+        **provenance_values(provenance.trigger, provenance.requested_by, provenance.parent_run),
+    }
     request = SubmitRequest(
         host=host or "",
         namespace=namespace,

@@ -26,6 +26,13 @@ from emtune.errors import ConfigError
 
 # Fixed when the pipeline is compiled: it shapes the graph (fan-out, images, pods), so not a run parameter.
 COMPILE_TIME_SECTIONS = ("pipeline",)
+# Lineage carried as run parameters (no step reads them), so KFP itself records who started a run and why, and a
+# clone in the KFP UI shows them; "" when unknown.
+PROVENANCE_PARAMS = {
+    "provenance_trigger": "What started the run: manual, schedule, dashboard or api.",
+    "provenance_requested_by": "Who asked for the run.",
+    "provenance_parent_run": "The run this one re-runs.",
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class ParamSpec:
     description: str
 
 
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+def strip_optional(annotation: Any) -> tuple[Any, bool]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(args) < len(typing.get_args(annotation)):
@@ -64,7 +71,7 @@ def _leaf_specs(model: type[BaseModel], prefix: str) -> list[ParamSpec]:
     specs = []
     for field_name, field in model.model_fields.items():
         key = f"{prefix}{field_name}"
-        annotation, optional = _strip_optional(field.annotation)
+        annotation, optional = strip_optional(field.annotation)
         if isinstance(annotation, type) and issubclass(annotation, Section):
             specs += _leaf_specs(annotation, f"{key}.")
             continue
@@ -80,6 +87,15 @@ def _leaf_specs(model: type[BaseModel], prefix: str) -> list[ParamSpec]:
             )
         )
     return specs
+
+
+def provenance_values(trigger: str, requested_by: str | None, parent_run: str | None) -> dict[str, str]:
+    """The provenance parameters of one run ("" for unknown)."""
+    return {
+        "provenance_trigger": trigger,
+        "provenance_requested_by": requested_by or "",
+        "provenance_parent_run": parent_run or "",
+    }
 
 
 def param_specs() -> list[ParamSpec]:
@@ -125,6 +141,7 @@ def pipeline_signature(cfg: RunConfig) -> inspect.Signature:
             inspect.Parameter(spec.name, kind, default=defaults[spec.name], annotation=spec.kfp_type)
             for spec in param_specs()
         ]
+        + [inspect.Parameter(name, kind, default="", annotation=str) for name in PROVENANCE_PARAMS]
     )
 
 
@@ -132,12 +149,30 @@ def params_docstring(summary: str) -> str:
     """A Google-style docstring whose Args are the parameters' help texts (KFP shows them in the UI)."""
     lines = [summary, "", "Args:"]
     lines += [f"    {spec.name}: {spec.description}" for spec in param_specs()]
+    lines += [f"    {name}: {description}" for name, description in PROVENANCE_PARAMS.items()]
     return "\n".join(lines)
 
 
 def overrides_text(arguments: dict[str, Any]) -> str:
     """`key=value` lines; inside a pipeline the values are channels that KFP fills in at run time."""
     return "\n".join(f"{spec.key}={arguments[spec.name]}" for spec in param_specs())
+
+
+def config_from_params(params: dict[str, Any]) -> RunConfig:
+    """A run's RunConfig from its parameter values (as KFP reports them); unknown and provenance names are
+    ignored, missing ones keep their defaults, and the compile-time sections are the defaults."""
+    data: dict[str, Any] = {}
+    for spec in param_specs():
+        if spec.name not in params:
+            continue
+        raw = params[spec.name]
+        value = _decode(spec, raw if isinstance(raw, str) else json.dumps(raw))
+        node = data
+        *parents, leaf = spec.key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return validate_config(data)
 
 
 def _decode(spec: ParamSpec, raw: str) -> Any:

@@ -36,6 +36,9 @@ def test_wheel_compiles_the_pipeline_and_ships_benchmarks(tmp_path: Path) -> Non
     wheel = next(tmp_path.glob("emtune-*.whl"))
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)
+    # The dashboard's pages and its offline JavaScript/CSS (no CDN) travel in the wheel.
+    for asset in ("templates/base.html", "static/htmx.min.js", "static/uPlot.iife.min.js", "static/uPlot.LICENSE"):
+        assert (unpacked / "emtune" / "dashboard" / asset).is_file(), asset
     out = tmp_path / "pipeline.yaml"
     probe = subprocess.run(
         [sys.executable, "-c", PROBE, str(unpacked), str(out)], capture_output=True, text=True, timeout=300,

@@ -14,7 +14,14 @@ import yaml
 
 from emtune.config import RunConfig, load_config
 from emtune.errors import ConfigError, DataError
-from emtune.pipeline.params import compile_time_yaml, param_specs, param_values, resolve_config
+from emtune.pipeline.params import (
+    PROVENANCE_PARAMS,
+    compile_time_yaml,
+    config_from_params,
+    param_specs,
+    param_values,
+    resolve_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("emtune.workflows") is None:
@@ -141,7 +148,8 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
 def test_parameters_come_from_the_run_config_model(tmp_path: Path) -> None:
     spec, _ = compiled(tmp_path, {"train.learning_rate": 1e-3})
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(params) == {p.name for p in param_specs()}
+    assert set(params) == {p.name for p in param_specs()} | set(PROVENANCE_PARAMS)
+    assert all(params[name]["defaultValue"] == "" for name in PROVENANCE_PARAMS)
     assert not any(name.startswith("pipeline_") for name in params)  # compile-time settings are not parameters
     lr = params["train_learning_rate"]
     assert (lr["parameterType"], lr["defaultValue"]) == ("NUMBER_DOUBLE", 1e-3)
@@ -203,3 +211,11 @@ def test_bad_input_fails_at_compile_time(tmp_path: Path, overrides: dict[str, An
         compile_pipeline(load_config(None, {**DEMO, **overrides}), tmp_path / "p.yaml")
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_config_from_params_reads_back_what_kfp_reports() -> None:
+    cfg = load_config(None, {"train.learning_rate": 3e-4, "eval.limit": 5, "store.uri": "s3://b/p"})
+    values = param_values(cfg)
+    # KFP reports numbers as numbers and strings as strings; provenance and unknown names are ignored.
+    reported = {**values, "provenance_trigger": "dashboard", "not_a_parameter": "x"}
+    assert config_from_params(reported).model_dump(exclude={"pipeline"}) == cfg.model_dump(exclude={"pipeline"})

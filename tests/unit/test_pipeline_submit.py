@@ -15,7 +15,8 @@ import yaml
 from emtune.cluster.submit import build_request, cron_expression, submit
 from emtune.config import load_config
 from emtune.errors import ConfigError
-from emtune.pipeline.params import param_values
+from emtune.pipeline.local import current_user
+from emtune.pipeline.params import PROVENANCE_PARAMS, param_values, provenance_values
 
 REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("emtune.workflows") is None:
@@ -66,9 +67,11 @@ def test_dry_run_prints_pipeline_and_request_without_a_server(
     assert (request["namespace"], request["experiment"]) == ("team-a", "nightly")
     assert request["run_name"].startswith("paper-")
     assert request["recurring"] == {"cron": "0 0 3 * * *", "max_concurrency": 1, "no_catchup": True}
+    provenance = {name: request["parameters"].pop(name) for name in PROVENANCE_PARAMS}
+    assert provenance["provenance_trigger"] == "schedule" and provenance["provenance_parent_run"] == ""
     assert request["parameters"] == param_values(load_config(config))
     assert request["parameters"]["store_uri"] == "s3://ckpts/emtune"
-    assert set(request["parameters"]) == set(spec["root"]["inputDefinitions"]["parameters"])
+    assert set(request["parameters"]) | set(provenance) == set(spec["root"]["inputDefinitions"]["parameters"])
 
 
 def test_submit_needs_an_s3_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,7 +155,7 @@ def test_submit_uploads_a_new_version_and_starts_a_run(tmp_path: Path) -> None:
     assert (upload, upload_args["pipeline_id"]) == ("upload_pipeline_version", "p-old")
     assert run == "run_pipeline"
     assert (run_args["pipeline_id"], run_args["version_id"], run_args["job_name"]) == ("p-old", "v-next", "try-1")
-    assert run_args["params"] == param_values(cfg)
+    assert run_args["params"] == {**param_values(cfg), **provenance_values("manual", current_user(), None)}
 
 
 def test_submit_recurring_run_uploads_the_pipeline_once(tmp_path: Path) -> None:

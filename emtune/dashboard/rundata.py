@@ -1,0 +1,57 @@
+"""Read what a run produced from where the pipeline writes it: trainer metrics, evaluation results, checkpoints.
+
+Files may be half-written while a run is going: readers skip what they cannot parse yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emtune.dashboard.launcher import Checkpoint
+from emtune.errors import EmtuneError
+from emtune.report.collect import collect_eval
+from emtune.store import open_store
+from emtune.store.config import StoreConfig
+
+log = logging.getLogger(__name__)
+
+
+def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a file being appended to (a torn last line is skipped), by step."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return sorted(rows, key=lambda row: row["step"])
+
+
+def evaluations_under(folder: Path) -> list[dict[str, Any]]:
+    """Every evaluation result (metrics.json per checkpoint and benchmark) under `folder`; none yet is []."""
+    if not folder.is_dir():
+        return []
+    try:
+        return collect_eval([folder])
+    except EmtuneError:
+        return []
+
+
+def store_checkpoints(uri: str, store_cfg: StoreConfig) -> list[Checkpoint]:
+    """The complete steps under a store prefix, with their URIs and the metrics their manifests recorded."""
+    try:
+        store = open_store(uri, store_cfg)
+        return [
+            Checkpoint(step=step, uri=store.step_uri(step), metrics=dict(store.read_manifest(step).metrics))
+            for step in store.complete_steps()
+        ]
+    except EmtuneError as exc:
+        log.warning("cannot list checkpoints in %s: %s", uri, exc)
+        return []

@@ -1,0 +1,36 @@
+// Draws each chart whose data the server embedded (<script type="application/json" class="chart-data">) with uPlot.
+// The uPlot instances are kept in window.emtuneCharts by chart id, so tests can read the series they were given.
+(function () {
+  "use strict";
+  const palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+  window.emtuneCharts = window.emtuneCharts || {};
+
+  function draw(figure) {
+    const spec = JSON.parse(figure.querySelector(".chart-data").textContent);
+    const canvas = figure.querySelector(".chart-canvas");
+    let colour = 0;
+    const lineColour = {};
+    const series = [{ label: "step" }].concat(spec.series.map(function (s) {
+      // A benchmark's "best" marker takes the colour of its benchmark's line.
+      const base = s.points ? s.label.replace(/ best$/, "") : s.label;
+      if (!(base in lineColour)) { lineColour[base] = palette[colour++ % palette.length]; }
+      return s.points
+        ? { label: s.label, stroke: lineColour[base], width: 0, points: { show: true, size: 14, fill: lineColour[base] } }
+        : { label: s.label, stroke: lineColour[base], width: 2, spanGaps: true, points: { show: true, size: 5 } };
+    }));
+    const options = {
+      width: Math.max(320, canvas.clientWidth || 640),
+      height: 260,
+      scales: { x: { time: false } },
+      // Steps are whole numbers: ticks only at integer increments.
+      axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { label: spec.y_label }],
+      series: series,
+    };
+    const data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
+    window.emtuneCharts[spec.id] = new uPlot(options, data, canvas);
+  }
+
+  document.querySelectorAll("figure.chart").forEach(function (figure) {
+    if (figure.querySelector(".chart-data")) { draw(figure); }
+  });
+})();

@@ -1,0 +1,237 @@
+"""The KFP launcher over a recording stand-in for `kfp.Client` that answers with kfp_server_api's own models.
+
+No KFP API server runs here; this checks the logic around the thin client calls: which version a run is created
+from, which parameters it carries (provenance included, undeclared ones dropped), how runs map back to the
+dashboard's view, and schedules as recurring runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_support import tiny_config
+from kfp_server_api import models
+
+from emtune.dashboard.kfp_launcher import KfpLauncher
+from emtune.dashboard.launcher import LaunchError, RunNotFound
+from emtune.dashboard.settings import DashboardSettings
+from emtune.errors import ConfigError
+from emtune.pipeline.local import Provenance
+from emtune.pipeline.params import PROVENANCE_PARAMS, param_values
+
+pytest_plugins = ["dashboard_support"]
+
+S3_CFG = {"store.uri": "s3://bucket/runs"}
+
+
+class RecordingKfpClient:
+    def __init__(self, declared: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.runs: dict[str, models.V2beta1Run] = {}
+        self.recurring: dict[str, models.V2beta1RecurringRun] = {}
+        self.declared = declared
+
+    def _record(self, method: str, **kwargs: Any) -> None:
+        self.calls.append((method, kwargs))
+
+    def create_experiment(self, name: str, namespace: str | None = None) -> Any:
+        self._record("create_experiment", name=name, namespace=namespace)
+        return models.V2beta1Experiment(experiment_id="exp-1", display_name=name)
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return "pipe-1" if name == "emtune-pipeline" else None
+
+    def list_pipeline_versions(self, pipeline_id: str, sort_by: str = "", page_size: int = 10) -> Any:
+        self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
+        spec = (
+            {"root": {"inputDefinitions": {"parameters": {name: {} for name in self.declared}}}}
+            if self.declared
+            else None
+        )
+        version = models.V2beta1PipelineVersion(
+            pipeline_id=pipeline_id, pipeline_version_id="ver-9", pipeline_spec=spec
+        )
+        return models.V2beta1ListPipelineVersionsResponse(pipeline_versions=[version])
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self._record("run_pipeline", **kwargs)
+        run_id = f"kfp-run-{len(self.runs) + 1}"
+        self.runs[run_id] = models.V2beta1Run(
+            run_id=run_id,
+            display_name=kwargs["job_name"],
+            state="RUNNING",
+            created_at=dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.timezone.utc),
+            finished_at=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+            pipeline_version_reference=models.V2beta1PipelineVersionReference(
+                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
+            ),
+        )
+        return self.runs[run_id]
+
+    def list_runs(self, **kwargs: Any) -> Any:
+        self._record("list_runs", **kwargs)
+        return models.V2beta1ListRunsResponse(runs=list(self.runs.values()))
+
+    def get_run(self, run_id: str) -> Any:
+        if run_id not in self.runs:
+            raise RuntimeError("(404) Reason: Not Found")
+        return self.runs[run_id]
+
+    def terminate_run(self, run_id: str) -> None:
+        self._record("terminate_run", run_id=run_id)
+        self.runs[run_id].state = "CANCELING"
+
+    def create_recurring_run(self, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", **kwargs)
+        recurring_id = f"rr-{len(self.recurring) + 1}"
+        self.recurring[recurring_id] = models.V2beta1RecurringRun(
+            recurring_run_id=recurring_id,
+            display_name=kwargs["job_name"],
+            status="ENABLED",
+            trigger=models.V2beta1Trigger(cron_schedule=models.V2beta1CronSchedule(cron=kwargs["cron_expression"])),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+        )
+        return self.recurring[recurring_id]
+
+    def list_recurring_runs(self, **kwargs: Any) -> Any:
+        return models.V2beta1ListRecurringRunsResponse(recurring_runs=list(self.recurring.values()))
+
+    def disable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("disable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "DISABLED"
+
+    def enable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("enable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "ENABLED"
+
+    def delete_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("delete_recurring_run", recurring_run_id=recurring_run_id)
+        del self.recurring[recurring_run_id]
+
+
+def make(client: RecordingKfpClient, **settings: Any) -> KfpLauncher:
+    base = {"launcher": "kfp", "kfp_host": "http://kfp.example:8888", "kfp_namespace": "team"}
+    return KfpLauncher(DashboardSettings(**{**base, **settings}), client_factory=lambda: client)
+
+
+def calls(client: RecordingKfpClient, name: str) -> list[dict[str, Any]]:
+    return [kwargs for called, kwargs in client.calls if called == name]
+
+
+def test_start_creates_a_run_of_the_newest_version_with_provenance() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    cfg = tiny_config(**S3_CFG, **{"train.learning_rate": 5e-4})
+    run_id = launcher.start(cfg, Provenance("dashboard", "ann", "kfp-run-0"))
+    (call,) = calls(client, "run_pipeline")
+    assert (call["pipeline_id"], call["version_id"], call["experiment_id"]) == ("pipe-1", "ver-9", "exp-1")
+    assert call["params"]["train_learning_rate"] == 5e-4
+    assert {key: call["params"][key] for key in PROVENANCE_PARAMS} == {
+        "provenance_trigger": "dashboard",
+        "provenance_requested_by": "ann",
+        "provenance_parent_run": "kfp-run-0",
+    }
+    assert calls(client, "create_experiment") == [{"name": "emtune", "namespace": "team"}]
+    # Reading it back: the run's config and lineage come from its parameters.
+    run = launcher.get_run(run_id)
+    assert run.status == "running" and run.active and run.finished_at is None
+    assert run.config is not None and run.config.train.learning_rate == 5e-4
+    assert (run.provenance.trigger, run.provenance.requested_by, run.provenance.parent_run) == (
+        "dashboard",
+        "ann",
+        "kfp-run-0",
+    )
+    assert run.pipeline_version == "ver-9" and run.url == "http://kfp.example:8888/#/runs/details/kfp-run-1"
+
+
+def test_parameters_the_version_does_not_declare_are_dropped() -> None:
+    cfg = tiny_config(**S3_CFG)
+    declared = set(param_values(cfg)) - {"train_loss_chunk_tokens"}  # an older version without this knob
+    client = RecordingKfpClient(declared=declared)
+    make(client).start(cfg, Provenance("api", "ci", None))
+    (call,) = calls(client, "run_pipeline")
+    assert set(call["params"]) == declared
+
+
+def test_a_cluster_run_needs_an_s3_store_and_an_uploaded_pipeline() -> None:
+    client = RecordingKfpClient()
+    with pytest.raises(ConfigError, match=r"store\.uri"):
+        make(client).start(tiny_config(), Provenance())
+    with pytest.raises(LaunchError, match="emtune pipeline sync"):
+        make(client, pipeline_name="missing").start(tiny_config(**S3_CFG), Provenance())
+    assert not calls(client, "run_pipeline")
+
+
+def test_stop_terminates_only_an_active_run() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    launcher.stop(run_id)
+    assert calls(client, "terminate_run") == [{"run_id": run_id}]
+    client.runs[run_id].state = "CANCELED"
+    assert launcher.get_run(run_id).status == "stopped"
+    with pytest.raises(LaunchError, match="not running"):
+        launcher.stop(run_id)
+    with pytest.raises(RunNotFound):
+        launcher.get_run("nope")
+
+
+def test_list_runs_maps_states_and_reads_schedule_runs() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    first = launcher.start(tiny_config(**S3_CFG), Provenance())
+    client.runs[first].state = "SUCCEEDED"
+    client.runs[first].finished_at = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.timezone.utc)
+    client.runs["by-schedule"] = models.V2beta1Run(run_id="by-schedule", state="FAILED", recurring_run_id="rr-1")
+    runs = {run.run_id: run for run in launcher.list_runs()}
+    assert runs[first].status == "succeeded" and runs[first].finished_at == "2026-11-27T09:00:00+00:00"
+    assert runs["by-schedule"].status == "failed" and runs["by-schedule"].provenance.trigger == "schedule"
+    (listing,) = calls(client, "list_runs")
+    assert listing["experiment_id"] == "exp-1" and listing["namespace"] == "team"
+
+
+def test_schedules_are_recurring_runs() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    schedule_id = launcher.create_schedule("nightly", "0 3 * * *", tiny_config(**S3_CFG), Provenance("x", "ann"))
+    (call,) = calls(client, "create_recurring_run")
+    assert call["cron_expression"] == "0 0 3 * * *"  # KFP's 6-field cron
+    assert (call["max_concurrency"], call["no_catchup"], call["version_id"]) == (1, True, "ver-9")
+    assert call["params"]["provenance_trigger"] == "schedule" and call["params"]["provenance_requested_by"] == "ann"
+    (schedule,) = launcher.list_schedules()
+    assert (schedule.schedule_id, schedule.name, schedule.cron, schedule.enabled) == (
+        schedule_id,
+        "nightly",
+        "0 0 3 * * *",
+        True,
+    )
+    launcher.set_schedule_enabled(schedule_id, False)
+    assert launcher.list_schedules()[0].enabled is False
+    launcher.set_schedule_enabled(schedule_id, True)
+    launcher.delete_schedule(schedule_id)
+    assert launcher.list_schedules() == []
+    with pytest.raises(ConfigError, match="cron"):
+        launcher.create_schedule("bad", "every day", tiny_config(**S3_CFG), Provenance())
+
+
+def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -> None:
+    """A KFP run's steps and their metrics are read where the pipeline pushed them: <store>/<run id>."""
+    from emtune.store import open_store
+    from emtune.store.config import StoreConfig
+
+    step_dir = tmp_path / "local" / "step-1"
+    step_dir.mkdir(parents=True)
+    (step_dir / "model.safetensors").write_bytes(b"weights")
+    store_root = tmp_path / "store"
+    client = RecordingKfpClient()
+    launcher = make(client, store_uri=store_root.as_uri())
+    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    store = open_store(f"{store_root.as_uri()}/{run_id}", StoreConfig())
+    store.push(step_dir, 1, run_id=run_id, config_hash="h", metrics={"entropy": 3.5, "step_s": 2.0})
+    data = launcher.run_data(launcher.get_run(run_id))
+    assert [(c.step, c.uri) for c in data.checkpoints] == [(1, f"{store_root.as_uri()}/{run_id}/step-1")]
+    assert data.training == [{"step": 1, "entropy": 3.5, "step_s": 2.0}]
