@@ -40,8 +40,9 @@ RESULTS_FILE = "results.json"
 
 
 def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
-    from emtune.data.benchmarks import load_benchmark
+    from emtune.data.benchmarks import check_source_names, load_benchmark
 
+    check_source_names(cfg.eval.sources)
     return [
         load_benchmark(name, cfg.eval.sources.get(name), check_count=cfg.eval.check_count, store=cfg.store)
         for name in names
