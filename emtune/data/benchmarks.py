@@ -157,8 +157,9 @@ def check_source_names(sources: Mapping[str, str]) -> None:
     _ensure_loaded()
     for name in sources:
         if name not in _registry and not (name.endswith((".yaml", ".yml")) and Path(name).is_file()):
+            known = ", ".join(_registry)
             raise ConfigError(
-                f"eval.sources key {name!r} names no benchmark; known: {', '.join(_registry)} (or a path to a spec .yaml)"
+                f"eval.sources key {name!r} names no benchmark; known: {known} (or a path to a spec .yaml)"
             )
 
 

@@ -136,7 +136,7 @@ def test_a_local_data_source_cannot_be_submitted_to_a_cluster(source: str, tmp_p
 def test_an_eval_sources_key_that_names_no_benchmark_fails_before_compiling(tmp_path: Path) -> None:
     cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
                              "eval.sources": {"demo-arithm": "s3://b/sets/"}})  # fmt: skip
-    with pytest.raises(ConfigError, match="eval.sources key 'demo-arithm' names no benchmark; known: .*demo-arith"):
+    with pytest.raises(ConfigError, match=r"eval\.sources key 'demo-arithm' names no benchmark; known: .*demo-arith"):
         build_request(cfg, tmp_path / "p.yaml", host="http://kfp")
     assert not (tmp_path / "p.yaml").exists()
 
