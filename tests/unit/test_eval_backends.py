@@ -48,3 +48,11 @@ def test_a_failing_vllm_worker_is_one_line_naming_its_log(monkeypatch: pytest.Mo
     ):
         VLLMBackend("/no/model", load_config(None).eval, "float32", False, log_file)
     assert "Traceback" in log_file.read_text()
+
+
+def test_eval_dtype_auto_of_a_hub_model_reads_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No hub here: the look-up fails as one line naming the model (on a cluster it reads the model's config.json).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"cannot read the config of 'org/no-such-model'"):
+        resolve_dtype("auto", "org/no-such-model")
+    assert resolve_dtype("bfloat16", "org/no-such-model") == "bfloat16"

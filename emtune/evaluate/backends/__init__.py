@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from emtune.errors import ModelError
 from emtune.evaluate.config import EvalConfig
+from emtune.model.shapes import RANDOM_PREFIX
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -55,14 +57,29 @@ class GenerationBackend(Protocol):
     def close(self) -> None: ...
 
 
+def _saved_dtype(model_path: str) -> str | None:
+    """The dtype a model folder's (or a hub model's) config.json records."""
+    config_file = Path(model_path) / "config.json"
+    if config_file.is_file():
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+        return saved.get("dtype") or saved.get("torch_dtype")
+    if model_path.startswith(RANDOM_PREFIX):
+        return None
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)  # a hub id: its config.json only
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the config of {model_path!r}: {str(exc).splitlines()[0]}") from None
+    return str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)).removeprefix("torch.")
+
+
 def resolve_dtype(requested: str, model_path: str) -> str:
     """eval.dtype for `model_path`: 'auto' is the dtype its config.json records (float32 when it names none), so
     both backends load the same weights the same way (vLLM's own 'auto' would turn float32 into float16)."""
     if requested != "auto":
         return requested
-    config_file = Path(model_path) / "config.json"
-    saved = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    dtype = saved.get("dtype") or saved.get("torch_dtype")
+    dtype = _saved_dtype(model_path)
     return dtype if dtype in ("float32", "bfloat16", "float16") else "float32"
 
 
