@@ -9,11 +9,11 @@ from . import lightweight
 
 
 def evaluate(
-    compile_time_config: str, overrides: str, model: str, step: int, benchmark: str, results: Output[Artifact]
+    compile_time_config: str, run_parameters: dict, model: str, step: int, benchmark: str, results: Output[Artifact]
 ) -> dict:
     from emtune.pipeline.steps import eval_step
 
-    return eval_step(compile_time_config, overrides, model, step, benchmark, results.path)
+    return eval_step(compile_time_config, run_parameters, model, step, benchmark, results.path)
 
 
 def component(base_image: str = EVAL_IMAGE) -> PythonComponent:

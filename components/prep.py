@@ -8,10 +8,10 @@ from emtune.cluster.images import TRAIN_IMAGE
 from . import lightweight
 
 
-def prep(compile_time_config: str, overrides: str, prompts: Output[Dataset]) -> None:
+def prep(compile_time_config: str, run_parameters: dict, prompts: Output[Dataset]) -> None:
     from emtune.pipeline.steps import prep_step
 
-    prep_step(compile_time_config, overrides, prompts.path)
+    prep_step(compile_time_config, run_parameters, prompts.path)
 
 
 def component(base_image: str = TRAIN_IMAGE) -> PythonComponent:

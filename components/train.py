@@ -12,11 +12,11 @@ from . import lightweight
 
 
 def train(
-    compile_time_config: str, overrides: str, prompts: Input[Dataset], run_id: str, metrics: Output[Artifact]
+    compile_time_config: str, run_parameters: dict, prompts: Input[Dataset], run_id: str, metrics: Output[Artifact]
 ) -> list:
     from emtune.pipeline.steps import train_step
 
-    return train_step(compile_time_config, overrides, prompts.path, run_id, metrics.path)
+    return train_step(compile_time_config, run_parameters, prompts.path, run_id, metrics.path)
 
 
 def component(base_image: str = TRAIN_IMAGE) -> PythonComponent:

@@ -107,10 +107,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Set dotted keys in a nested dict; values of None are skipped (a flag that was not given)."""
+    """Set dotted keys in a nested dict. None (`--set key=null`) unsets a key, as `key: null` does in YAML;
+    callers drop the flags a user did not give before they get here."""
     for dotted, value in overrides.items():
-        if value is None:
-            continue
         node = data
         *parents, leaf = dotted.split(".")
         for part in parents:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -17,6 +17,10 @@ _BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<", "min_length": "min le
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated:
+        return _type_name(get_args(annotation)[0])
+    if get_origin(annotation) in (list, dict):
+        return f"{get_origin(annotation).__name__}[{', '.join(_type_name(arg) for arg in get_args(annotation))}]"
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in get_args(annotation))
     if get_origin(annotation) in (Union, UnionType):
@@ -38,29 +42,33 @@ def allowed(field: FieldInfo) -> str:
     return ", ".join(parts)
 
 
-def _default(field: FieldInfo) -> str:
-    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+def _default(value: Any) -> str:
     return "" if value is None else f"`{value}`"
 
 
-def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+def _rows(defaults: BaseModel, prefix: str) -> list[str]:
+    """One row per leaf key; defaults are read from a default config, so a section's own defaults for a nested
+    model (pipeline.train's GPU and memory requests) show, not the nested model's."""
     rows: list[str] = []
-    for name, field in model.model_fields.items():
+    for name, field in type(defaults).model_fields.items():
         key = f"{prefix}{name}"
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(_rows(annotation, f"{key}."))
+        value = getattr(defaults, name)
+        if isinstance(value, BaseModel):
+            rows.extend(_rows(value, f"{key}."))
             continue
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {allowed(field)} | {description} |")
+        rows.append(
+            f"| `{key}` | {_type_name(field.annotation)} | {_default(value)} | {allowed(field)} | {description} |"
+        )
     return rows
 
 
 def reference_markdown() -> str:
     lines = []
-    for section, field in RunConfig.model_fields.items():
+    defaults = RunConfig()
+    for section in RunConfig.model_fields:
         lines += [f"#### `{section}`", "", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
-        lines += _rows(field.annotation, f"{section}.")  # type: ignore[arg-type]
+        lines += _rows(getattr(defaults, section), f"{section}.")
         lines.append("")
     return "\n".join(lines)
 

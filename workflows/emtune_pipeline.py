@@ -16,7 +16,7 @@ from emtune.components import evaluate, prep, report, train
 from emtune.config import RunConfig
 from emtune.pipeline.checks import check_pipeline_config
 from emtune.pipeline.config import StepResources
-from emtune.pipeline.params import compile_time_yaml, overrides_text, params_docstring, pipeline_signature
+from emtune.pipeline.params import PROVENANCE_PARAMS, compile_time_yaml, params_docstring, pipeline_signature
 
 PIPELINE_NAME = "emtune-pipeline"
 COMPILED_YAML = Path(__file__).with_name("emtune_pipeline.yaml")
@@ -68,9 +68,11 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
     signature = pipeline_signature(cfg).replace(return_annotation=dsl.Artifact)
 
     def emtune_pipeline(*args: Any) -> Any:  # KFP passes one channel per parameter, in signature order
-        params = dict(zip(signature.parameters, args, strict=True))
-        # Every step resolves the run's config from the same two values (see emtune.pipeline.steps.run_config).
-        config = {"compile_time_config": baked, "overrides": overrides_text(params)}
+        # Every step resolves the run's config from the same values (see emtune.pipeline.steps.run_config): the
+        # compiled-in sections and every run parameter, each passed on as an input of its own.
+        values = dict(zip(signature.parameters, args, strict=True))
+        # Provenance parameters only record who started the run and why (KFP shows them); no step reads them.
+        config = {"compile_time_config": baked, **{k: v for k, v in values.items() if k not in PROVENANCE_PARAMS}}
 
         prompts = prep_op(**config).set_caching_options(True)
         _place(prompts, p.prep)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,38 @@ class SubmitRequest:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+# The descriptors KFP's scheduler (robfig/cron) accepts besides six fields.
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+# Names KFP's parser knows; croniter also takes L, W, # and H, which KFP's scheduler would reject.
+_CRON_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+_CRON_NAMES |= {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+
 def cron_expression(text: str) -> str:
-    """KFP wants 6 fields (seconds first); a classic 5-field expression gets second 0."""
+    """KFP's 6-field cron (seconds first) for `text`; a classic 5-field expression gets second 0.
+
+    Checked here with croniter (seconds first) and KFP's own character set, so a bad schedule fails at submit,
+    not later in the cluster's scheduler.
+    """
+    from croniter import croniter
+
+    if text.strip() in CRON_DESCRIPTORS:
+        return text.strip()
     fields = text.split()
     if len(fields) == 5:
-        return " ".join(["0", *fields])
-    if len(fields) == 6:
-        return " ".join(fields)
-    raise ConfigError(f"--recurring {text!r} is not a cron expression; expected 5 fields (or 6, seconds first)")
+        fields = ["0", *fields]
+    words = {word.lower() for word in re.findall(r"[A-Za-z]+", text)}
+    if (
+        len(fields) != 6
+        or not words <= _CRON_NAMES
+        or "#" in text
+        or not croniter.is_valid(" ".join(fields), second_at_beginning=True)
+    ):
+        raise ConfigError(
+            f"--recurring {text!r} is not a valid cron schedule; expected 5 fields (minute hour day month weekday), "
+            f"6 with seconds first (as KFP schedules), or one of {', '.join(CRON_DESCRIPTORS)}"
+        )
+    return " ".join(fields)
 
 
 def build_request(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from emtune.data.fields import answer_text, has_field, last_boxed, lookup
 from emtune.data.problems import id_at, text_at
 from emtune.data.sources import SourceNotFound, SourceTable, read_source, split_s3_uri
-from emtune.errors import DataError
+from emtune.errors import ConfigError, DataError
 from emtune.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,17 @@ def get_benchmark(name: str) -> BenchmarkSpec:
     if name not in _registry:
         raise DataError(f"unknown benchmark {name!r}; known: {', '.join(_registry)} (or a path to a spec .yaml)")
     return _registry[name]
+
+
+def check_source_names(sources: Mapping[str, str]) -> None:
+    """Every `eval.sources` key must name a benchmark: a mistyped one would evaluate the default source."""
+    _ensure_loaded()
+    for name in sources:
+        if name not in _registry and not (name.endswith((".yaml", ".yml")) and Path(name).is_file()):
+            known = ", ".join(_registry)
+            raise ConfigError(
+                f"eval.sources key {name!r} names no benchmark; known: {known} (or a path to a spec .yaml)"
+            )
 
 
 def load_benchmark(

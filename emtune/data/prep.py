@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 PROMPTS_SCHEMA = pa.schema([("id", pa.string()), ("problem", pa.string()), ("answer", pa.string())])
 
 
+def _named_fields(data: DataConfig) -> tuple[str, ...]:
+    """The id/answer fields a source must have: those the user named. The defaults may be absent (ids fall back
+    to row numbers); a name the user gave is no guess, so a typo in it must not silently fall back too."""
+    defaults = DataConfig.model_fields
+    return tuple(
+        getattr(data, key) for key in ("id_field", "answer_field") if getattr(data, key) != defaults[key].default
+    )
+
+
 def run(cfg: RunConfig, out: Path | None = None) -> Path:
     """Read, validate, dedupe and select problems from cfg.data.source; write the prompt-set folder."""
     data = cfg.data
@@ -38,7 +47,7 @@ def run(cfg: RunConfig, out: Path | None = None) -> Path:
         raise DataError("no source to prepare: set data.source (or --source) to a file, hf://... or s3://...")
     out = Path(out or data.output or Path(cfg.run.out_dir) / "data")
     table = read_source(data.source, fmt=data.format, store=cfg.store)
-    rows = read_problems(table, data.field, data.id_field, data.answer_field)
+    rows = read_problems(table, data.field, data.id_field, data.answer_field, required=_named_fields(data))
     unique_count = len(unique(rows))
     chosen, selection = select(rows, data, default_seed=cfg.run.seed)
     if not chosen:

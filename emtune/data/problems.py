@@ -57,10 +57,18 @@ def answer_at(table: SourceTable, row: int, field: str) -> str | None:
 
 
 def read_problems(
-    table: SourceTable, field: str, id_field: str | None = None, answer_field: str | None = None
+    table: SourceTable,
+    field: str,
+    id_field: str | None = None,
+    answer_field: str | None = None,
+    *,
+    required: tuple[str, ...] = (),
 ) -> list[Problem]:
-    """Every row's problem, validated; the id falls back to the row number when the table has no id field."""
+    """Every row's problem, validated; the id (answer) falls back to the row number (none) when the table has no
+    id (answer) field, unless that field is in `required` (a name the user chose, so a typo is not silent)."""
     require_field(table, field)
+    for name in required:
+        require_field(table, name)
     id_path = _present(table, id_field)
     answer_path = _present(table, answer_field)
     return [

@@ -7,20 +7,17 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from emtune.config import RunConfig
-from emtune.errors import ConfigError
+from emtune.evaluate.backends.vllm import VLLM_PYTHON_ENV
 from emtune.evaluate.grading import Grader, default_workers
 from emtune.evaluate.runner import METRICS_FILE, run
 
 BENCH_NAME = "bench-arith"
-VLLM_PYTHON_ENV = "EMTUNE_VLLM_PYTHON"
 
 
 @dataclass(frozen=True)
@@ -60,17 +57,8 @@ def _hf_rate(cfg: RunConfig, model: str, spec: Path, batch_size: int, out: Path)
 
 
 def _vllm_rate(cfg: RunConfig, model: str, spec: Path, out: Path) -> float:
-    """vLLM in its own environment (its pins differ from ours): `emtune eval` there, read its metrics."""
-    python = os.environ[VLLM_PYTHON_ENV]
-    if not Path(python).is_file():
-        raise ConfigError(f"{VLLM_PYTHON_ENV}={python!r} is not a file; point it at the vLLM venv's python")
-    sets = [f"eval.{k}={getattr(cfg.eval, k)}" for k in ("max_new_tokens", "limit", "seed")]
-    command = [python, "-m", "emtune", "eval", "--model", model, "--benchmarks", str(spec), "--backend", "vllm",
-               "--out", str(out)]  # fmt: skip
-    for item in sets:
-        command += ["--set", item]
-    subprocess.run(command, check=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}, stdout=sys.stderr)
-    return _tokens_per_s(out)
+    """vLLM runs in the environment EMTUNE_VLLM_PYTHON names (its pins differ from ours)."""
+    return _tokens_per_s(run(_generation_cfg(cfg, cfg.eval.batch_size, "vllm"), [model], [str(spec)], out))
 
 
 def _grading_items(count: int) -> list[tuple[str, str]]:

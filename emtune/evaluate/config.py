@@ -27,6 +27,11 @@ class EvalConfig(Section):
         "auto", description="Generation backend; 'auto' picks vLLM when it can run here, else transformers."
     )
     prompt_format: PromptFormat = Field("qwen25-math-cot", description="How a problem becomes the model's prompt.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Dtype both backends load the model in, recorded in metrics.json; 'auto': the checkpoint's own "
+        "(its config.json), float32 when it names none.",
+    )
     n: int = Field(1, ge=1, le=1024, description="Completions sampled per problem (avg@n, pass@k).")
     temperature: float = Field(0.0, ge=0, le=10, description="Sampling temperature; 0 is greedy decoding.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold (sampled mode only).")

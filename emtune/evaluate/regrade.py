@@ -25,6 +25,10 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or "completion" not in record or "gold" not in record:
             raise DataError(f"{path}:{number} needs the fields 'completion' and 'gold'")
         records.append(record)
+    if not records:
+        raise DataError(
+            f"samples file {str(path)!r} holds no samples; expected JSON lines with 'completion' and 'gold'"
+        )
     return records
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +37,13 @@ log = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
+LOGS_DIR = "logs"  # a backend's own log (vLLM's), one file per checkpoint
 
 
 def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
-    from emtune.data.benchmarks import load_benchmark
+    from emtune.data.benchmarks import check_source_names, load_benchmark
 
+    check_source_names(cfg.eval.sources)
     return [
         load_benchmark(name, cfg.eval.sources.get(name), check_count=cfg.eval.check_count, store=cfg.store)
         for name in names
@@ -49,10 +51,11 @@ def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
 
 
 @contextmanager
-def _opened(cfg: RunConfig, ref: ModelRef) -> Iterator[tuple[GenerationBackend, PreTrainedTokenizerBase]]:
+def _opened(cfg: RunConfig, ref: ModelRef, out: Path) -> Iterator[tuple[GenerationBackend, PreTrainedTokenizerBase]]:
     with local_model(ref, cfg.store) as path:
         tokenizer = load_tokenizer(path)
-        backend = open_backend(cfg.eval, path, tokenizer, cfg.model.dtype, cfg.model.trust_remote_code)
+        log_file = out / LOGS_DIR / f"{ref.label}.log"
+        backend = open_backend(cfg.eval, path, tokenizer, cfg.model.trust_remote_code, log_file)
         try:
             yield backend, tokenizer
         finally:
@@ -80,7 +83,8 @@ def _evaluate(
     prompt_ids = [encode_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
 
     started = time.perf_counter()
-    completions = backend.generate(prompt_ids, GenerationParams.from_config(ev))
+    params = GenerationParams.from_config(ev)
+    completions = backend.generate(prompt_ids, params)
     generated_at = time.perf_counter()
     texts = [[str(tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in row] for row in completions]
     grades = grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row])
@@ -106,6 +110,8 @@ def _evaluate(
         "step": ref.step,
         "benchmark": benchmark.name,
         "backend": backend.name,
+        "dtype": backend.dtype,
+        "sampling": asdict(params),
         "protocol": _protocol(cfg),
         "items": len(items),
         "samples": len(records),
@@ -139,7 +145,7 @@ def run(cfg: RunConfig, models: list[str], benchmarks: list[str] | None = None, 
     results: list[dict[str, Any]] = []
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
         for ref in refs:
-            with _opened(cfg, ref) as (backend, tokenizer):
+            with _opened(cfg, ref, out) as (backend, tokenizer):
                 for benchmark in loaded:
                     results.append(_evaluate(cfg, ref, benchmark, backend, tokenizer, grader, out))
                     atomic_write_json(
@@ -158,5 +164,5 @@ def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: i
         raise ModelError(f"evaluate_pair needs one checkpoint; {model!r} names {len(refs)} (pass a step URI)")
     ref = refs[0] if step is None else replace(refs[0], step=step, label=f"step-{step}")
     (loaded,) = _load_benchmarks(cfg, [benchmark])
-    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader, _opened(cfg, ref) as opened:
+    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader, _opened(cfg, ref, Path(out)) as opened:
         return _evaluate(cfg, ref, loaded, *opened, grader, Path(out))

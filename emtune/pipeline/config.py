@@ -6,15 +6,35 @@ itself (fan-out width, images, pod resources, secrets, retries, the multi-node T
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from emtune.cluster.images import EVAL_IMAGE, TRAIN_IMAGE
 from emtune.config_base import Section
 
-# A Kubernetes resource quantity such as 500m, 2, 16Gi or 1.5G.
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+# The quantities KFP's compiler accepts for a task (kfp.dsl.PipelineTask's own checks), so a config that loads
+# also compiles: CPU as cores (2, 0.5) or millicores (500m); memory as bytes or with a unit suffix (16Gi).
+CPU_QUANTITY = r"^([0-9]*[.])?[0-9]+m?$"
+MEMORY_QUANTITY = r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$"
+# A Kubernetes quantity (an emptyDir size limit): 16Gi, 512M, 1.5G, 1e9.
+QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+
+
+def _number_as_text(value: Any) -> Any:
+    """YAML reads `cpu_request: 8` as a number; Kubernetes takes it, so take it too (as the text 8)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+CpuQuantity = Annotated[
+    Annotated[str, StringConstraints(pattern=CPU_QUANTITY)] | None, BeforeValidator(_number_as_text)
+]
+MemoryQuantity = Annotated[
+    Annotated[str, StringConstraints(pattern=MEMORY_QUANTITY)] | None, BeforeValidator(_number_as_text)
+]
 
 
 class Toleration(Section):
@@ -29,13 +49,13 @@ class Toleration(Section):
 class StepResources(Section):
     accelerator_type: str = Field("nvidia.com/gpu", min_length=1, description="Accelerator resource name.")
     accelerator_count: int = Field(0, ge=0, le=64, description="Accelerators per pod; 0: CPU only.")
-    cpu_request: str | None = Field(None, pattern=QUANTITY, description="CPU request, e.g. 2 or 500m.")
-    cpu_limit: str | None = Field(None, pattern=QUANTITY, description="CPU limit.")
-    memory_request: str | None = Field(None, pattern=QUANTITY, description="Memory request, e.g. 16Gi.")
-    memory_limit: str | None = Field(None, pattern=QUANTITY, description="Memory limit.")
+    cpu_request: CpuQuantity = Field(None, description="CPU request: cores or millicores, e.g. 8, 0.5 or 500m.")
+    cpu_limit: CpuQuantity = Field(None, description="CPU limit: cores or millicores.")
+    memory_request: MemoryQuantity = Field(None, description="Memory request: bytes or e.g. 16Gi, 512M.")
+    memory_limit: MemoryQuantity = Field(None, description="Memory limit: bytes or e.g. 16Gi, 512M.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pod must match.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pod tolerates.")
-    shm_size: str = Field(
+    shm_size: Annotated[str, BeforeValidator(_number_as_text)] = Field(
         "16Gi", pattern=QUANTITY, description="Size of the in-memory /dev/shm of multi-accelerator pods (NCCL)."
     )
 
@@ -50,8 +70,18 @@ class TrainJobConfig(Section):
     poll_s: float = Field(10.0, gt=0, le=600, description="Seconds between status checks of the TrainJob.")
 
 
-def _resources(**values: object) -> StepResources:
-    return StepResources.model_validate(values)
+# Each step's defaults. A partial `pipeline.<step>:` section in a config is laid over these, so setting a node
+# selector keeps the GPU, CPU and memory requests.
+STEP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prep": {"cpu_request": "1", "memory_request": "4Gi"},
+    "train": {"accelerator_count": 1, "cpu_request": "8", "memory_request": "64Gi"},
+    "eval": {"accelerator_count": 1, "cpu_request": "8", "memory_request": "64Gi"},
+    "report": {"cpu_request": "1", "memory_request": "2Gi"},
+}
+
+
+def _resources(step: str) -> StepResources:
+    return StepResources.model_validate(STEP_DEFAULTS[step])
 
 
 class PipelineConfig(Section):
@@ -72,12 +102,20 @@ class PipelineConfig(Section):
     wandb_secret: str | None = Field(
         "emtune-wandb", description="Secret whose WANDB_API_KEY reaches the train step; unset: none."
     )
-    prep: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="4Gi"))
-    train: StepResources = Field(
-        default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
-    )
-    eval: StepResources = Field(
-        default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
-    )
-    report: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="2Gi"))
+    prep: StepResources = Field(default_factory=lambda: _resources("prep"))
+    train: StepResources = Field(default_factory=lambda: _resources("train"))
+    eval: StepResources = Field(default_factory=lambda: _resources("eval"))
+    report: StepResources = Field(default_factory=lambda: _resources("report"))
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_steps_keep_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for step, defaults in STEP_DEFAULTS.items():
+            given = merged.get(step)
+            if isinstance(given, Mapping):
+                merged[step] = {**defaults, **given}
+        return merged

@@ -1,10 +1,10 @@
 """Pipeline parameters generated from the run-config model: one per hyper-parameter, same default and help.
 
 Every leaf field of RunConfig outside the compile-time `pipeline` section becomes a KFP parameter named by
-its dotted key with `_` for `.` (`train.learning_rate` -> `train_learning_rate`). Inside the pipeline the
-values travel to every step as `key=value` lines, one per parameter, and `resolve_config` turns them back
-into a validated RunConfig. Optional fields are text parameters where the empty string means unset,
-since a KFP parameter cannot hold None.
+its dotted key with `_` for `.` (`train.learning_rate` -> `train_learning_rate`). Inside the pipeline every
+parameter reaches every step as an input of its own (`emtune.components.with_run_parameters`), so any value
+arrives intact, and `resolve_config` turns them back into a validated RunConfig. Optional fields are text
+parameters where the empty string means unset, since a KFP parameter cannot hold None.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import inspect
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -153,53 +154,46 @@ def params_docstring(summary: str) -> str:
     return "\n".join(lines)
 
 
-def overrides_text(arguments: dict[str, Any]) -> str:
-    """`key=value` lines; inside a pipeline the values are channels that KFP fills in at run time."""
-    return "\n".join(f"{spec.key}={arguments[spec.name]}" for spec in param_specs())
-
-
 def config_from_params(params: dict[str, Any]) -> RunConfig:
     """A run's RunConfig from its parameter values (as KFP reports them); unknown and provenance names are
     ignored, missing ones keep their defaults, and the compile-time sections are the defaults."""
     data: dict[str, Any] = {}
     for spec in param_specs():
-        if spec.name not in params:
-            continue
-        raw = params[spec.name]
-        value = _decode(spec, raw if isinstance(raw, str) else json.dumps(raw))
-        node = data
-        *parents, leaf = spec.key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        if spec.name in params:
+            _set_key(data, spec.key, _decode(spec, params[spec.name]))
     return validate_config(data)
 
 
-def _decode(spec: ParamSpec, raw: str) -> Any:
-    if raw == "" and spec.optional:
+def _set_key(data: dict[str, Any], dotted_key: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted_key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _decode(spec: ParamSpec, value: Any) -> Any:
+    if value == "" and spec.optional:
         return None
-    if spec.text:
-        return raw
+    if spec.text or spec.kfp_type is not str or not isinstance(value, str):
+        return value
     try:
-        return json.loads(raw)  # KFP renders numbers, booleans and lists as JSON
+        return json.loads(value)  # an optional number or list, carried as text
     except json.JSONDecodeError:
-        return raw  # validation names the key and the bad value
+        return value  # validation names the key and the bad value
 
 
-def resolve_config(compile_time_yaml: str, overrides: str) -> RunConfig:
-    """The run's RunConfig: the compile-time sections plus the run's parameter values."""
+def resolve_config(compile_time_yaml: str, values: Mapping[str, Any]) -> RunConfig:
+    """The run's RunConfig: the compile-time sections plus the run's parameter values, by parameter name."""
     data = yaml.safe_load(compile_time_yaml) or {}
-    by_key = {spec.key: spec for spec in param_specs()}
-    for line in overrides.splitlines():
-        key, sep, raw = line.partition("=")
-        spec = by_key.get(key)
-        if not sep or spec is None:
-            raise ConfigError(f"pipeline parameter line {line[:80]!r} is not key=value for a known config key")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _decode(spec, raw)
+    specs = {spec.name: spec for spec in param_specs()}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ConfigError(
+            f"pipeline parameters {unknown} name no config key; the pipeline is older or newer than emtune"
+        )
+    for name, value in values.items():
+        _set_key(data, specs[name].key, _decode(specs[name], value))
     return validate_config(data)
 
 

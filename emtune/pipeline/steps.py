@@ -26,22 +26,22 @@ PROMPTS_FILE = "prompts.parquet"
 TRAIN_METRICS_FILE = "metrics.jsonl"
 
 
-def run_config(compile_time_config: str, overrides: str) -> RunConfig:
-    """The run's validated config from the compiled-in settings and the run's parameter values.
+def run_config(compile_time_config: str, run_parameters: dict[str, Any]) -> RunConfig:
+    """The run's validated config from the compiled-in settings and the run's parameter values (by name).
 
-    Every step resolves it itself from these two pipeline-level values rather than receiving it from an
+    Every step resolves it itself from these pipeline-level values rather than receiving it from an
     upstream task: the inputs stay identical across runs with the same parameters (so caching hits), and
     kfp.local replaces task outputs passed into a ParallelFor body with the loop item (kfp 2.17).
     """
-    cfg = resolve_config(compile_time_config, overrides)
+    cfg = resolve_config(compile_time_config, run_parameters)
     if not cfg.store.uri:
         raise ConfigError("store.uri is unset; the pipeline moves checkpoints through a store (s3:// or file://)")
     return cfg
 
 
-def prep_step(compile_time_config: str, overrides: str, prompts_dir: str) -> None:
+def prep_step(compile_time_config: str, run_parameters: dict[str, Any], prompts_dir: str) -> None:
     """prep's output folder; without data.source, the prompt set train.prompts names (e.g. builtin:demo)."""
-    cfg = run_config(compile_time_config, overrides)
+    cfg = run_config(compile_time_config, run_parameters)
     if cfg.data.source is None:
         _write_prompt_set(cfg, Path(prompts_dir))
         return
@@ -130,12 +130,12 @@ def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
 
 
 def train_step(
-    compile_time_config: str, overrides: str, prompts_dir: str, run_id: str, metrics_path: str
+    compile_time_config: str, run_parameters: dict[str, Any], prompts_dir: str, run_id: str, metrics_path: str
 ) -> list[dict[str, Any]]:
     """Train, pushing every saved step to the run's store prefix; returns the evaluation pairs."""
     from emtune.store import open_store
 
-    cfg = run_config(compile_time_config, overrides)
+    cfg = run_config(compile_time_config, run_parameters)
     cfg.store.uri = run_store_uri(cfg, run_id)
     prompts = Path(prompts_dir) / PROMPTS_FILE
     cfg.train.prompts = str(prompts)
@@ -163,11 +163,11 @@ def _write_train_metrics(cfg: RunConfig, store: Any, steps: list[int], out: Path
 
 
 def eval_step(
-    compile_time_config: str, overrides: str, model: str, step: int, benchmark: str, out_dir: str
+    compile_time_config: str, run_parameters: dict[str, Any], model: str, step: int, benchmark: str, out_dir: str
 ) -> dict[str, Any]:
     from emtune.evaluate.runner import evaluate_pair
 
-    cfg = run_config(compile_time_config, overrides)
+    cfg = run_config(compile_time_config, run_parameters)
     return evaluate_pair(cfg, model, benchmark, Path(out_dir), step=step)
 
 

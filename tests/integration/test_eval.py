@@ -184,7 +184,10 @@ def test_a_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_eval_and_report_with_the_vllm_backend(run_dir: Path, tmp_path: Path) -> None:
+def test_the_installed_emtune_evaluates_with_vllm_like_the_hf_backend(run_dir: Path, tmp_path: Path) -> None:
+    """`--backend vllm` from this environment's emtune runs vLLM in the one EMTUNE_VLLM_PYTHON names; its log goes
+    to a file, progress to the terminal; both backends use the same dtype and sampling parameters and, greedy,
+    give the same answers."""
     python = os.environ.get("EMTUNE_VLLM_PYTHON")
     if not python or not Path(python).is_file():
         pytest.fail(
@@ -193,14 +196,33 @@ def test_eval_and_report_with_the_vllm_backend(run_dir: Path, tmp_path: Path) ->
         )
     out = tmp_path / "eval"
     result = subprocess.run(
-        [python, "-m", "emtune", "eval", "--model", str(run_dir), "--benchmarks", ",".join(BENCHMARKS),
+        [sys.executable, "-m", "emtune", "eval", "--model", str(run_dir), "--benchmarks", ",".join(BENCHMARKS),
          "--backend", "vllm", "--out", str(out), *SETS],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+        capture_output=True, text=True, timeout=1500, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     check_eval_output(out, {"step-0": 0, "step-2": 2}, "vllm")
+    assert "vLLM: 8/8 prompts generated" in result.stderr
+    assert "EngineCore" not in result.stderr and "[core.py" not in result.stderr  # vLLM's own log stays in its file
+    for label in ("step-0", "step-2"):
+        assert "EngineCore" in (out / "logs" / f"{label}.log").read_text()
     cli("report", str(out), str(run_dir), "--out", str(tmp_path / "report"))
     check_report(tmp_path / "report", ["step-0", "step-2"])
+
+    hf = tmp_path / "hf"
+    cli("eval", "--model", str(run_dir), "--benchmarks", ",".join(BENCHMARKS), "--backend", "hf", "--out", str(hf),
+        *SETS)  # fmt: skip
+    for label in ("step-0", "step-2"):
+        for name in BENCHMARKS:
+            by_backend = [
+                (json.loads((root / label / name / "metrics.json").read_text()),
+                 [json.loads(line) for line in (root / label / name / "samples.jsonl").read_text().splitlines()])
+                for root in (out, hf)
+            ]  # fmt: skip
+            (vllm_metrics, vllm_samples), (hf_metrics, hf_samples) = by_backend
+            assert (vllm_metrics["dtype"], vllm_metrics["sampling"]) == (hf_metrics["dtype"], hf_metrics["sampling"])
+            assert vllm_metrics["dtype"] == "float32"
+            assert [s["completion"] for s in vllm_samples] == [s["completion"] for s in hf_samples], (label, name)
 
 
 def test_a_store_prefix_expands_to_its_complete_steps(run_dir: Path, tmp_path: Path) -> None:
@@ -228,6 +250,54 @@ def test_a_store_prefix_expands_to_its_complete_steps(run_dir: Path, tmp_path: P
     assert samples[0] == samples[1]  # the same weights came back from the store
 
 
+def test_the_hf_backend_ignores_the_checkpoint_generation_config(run_dir: Path, tmp_path: Path) -> None:
+    """A checkpoint's generation_config.json (Qwen ships repetition_penalty and top_k) must not change what the
+    transformers backend generates: vLLM ignores it, and both must score a checkpoint the same way."""
+    import shutil
+
+    plain, tuned = tmp_path / "plain", tmp_path / "tuned"
+    shutil.copytree(run_dir / "step-2", plain)
+    shutil.copytree(run_dir / "step-2", tuned)
+    generation = json.loads((tuned / "generation_config.json").read_text())
+    generation.update({"repetition_penalty": 10.0, "top_k": 1, "no_repeat_ngram_size": 2, "min_new_tokens": 20})
+    (tuned / "generation_config.json").write_text(json.dumps(generation))
+    cfg = load_config(None, {**SETTINGS, "eval.backend": "hf"})
+    completions = []
+    for model in (plain, tuned):
+        metrics = evaluate_pair(cfg, str(model), "demo-arith", tmp_path / model.name, step=2)
+        assert metrics["sampling"]["repetition_penalty"] == 1.0 and metrics["sampling"]["top_k"] == 0
+        samples = (tmp_path / model.name / "step-2" / "demo-arith" / "samples.jsonl").read_text().splitlines()
+        completions.append([json.loads(line)["completion"] for line in samples])
+    assert completions[0] == completions[1]
+
+
+@pytest.mark.parametrize(("dtype", "recorded"), [("auto", "float32"), ("bfloat16", "bfloat16")])
+def test_the_eval_dtype_is_explicit_and_recorded(dtype: str, recorded: str, tmp_path: Path) -> None:
+    cfg = load_config(None, {**SETTINGS, "eval.limit": 1, "eval.backend": "hf", "eval.dtype": dtype})
+    metrics = evaluate_pair(cfg, "builtin:tiny", "demo-arith", tmp_path / "out")
+    assert metrics["dtype"] == recorded
+    assert (
+        json.loads((tmp_path / "out" / "builtin-tiny" / "demo-arith" / "metrics.json").read_text())["dtype"] == recorded
+    )
+    with pytest.raises(ConfigError, match=r"eval\.dtype"):
+        load_config(None, {"eval.dtype": "fp8"})
+
+
+def test_vllm_from_an_environment_without_it_names_the_way_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    from emtune.evaluate.backends import choose_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed in this environment")  # the eval image; the dev venv has none
+    monkeypatch.delenv("EMTUNE_VLLM_PYTHON", raising=False)
+    with pytest.raises(ConfigError, match="EMTUNE_VLLM_PYTHON"):
+        choose_backend("vllm")
+    monkeypatch.setenv("EMTUNE_VLLM_PYTHON", str(tmp_path / "nope" / "python"))
+    with pytest.raises(ConfigError, match=r"EMTUNE_VLLM_PYTHON=.*nope.*is not a file"):
+        choose_backend("vllm")
+
+
 def test_eval_config_rules() -> None:
     with pytest.raises(ConfigError, match="need temperature > 0"):
         load_config(None, {"eval.n": 4})
@@ -236,6 +306,8 @@ def test_eval_config_rules() -> None:
         load_config(None, {"eval.pass_k": [0, 1]})
     with pytest.raises(ConfigError, match=r"eval\.backend"):
         load_config(None, {"eval.backend": "tgi"})
+    with pytest.raises(ConfigError, match=r"eval\.sources key 'math5000' names no benchmark; known: .*math500"):
+        run(load_config(None, {"eval.sources": {"math5000": "/data/m.jsonl"}}), ["builtin:tiny"], ["demo-arith"])
 
 
 def test_labels_that_collide_get_their_run_name(run_dir: Path, tmp_path: Path) -> None:

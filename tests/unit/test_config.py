@@ -82,3 +82,56 @@ def test_readme_config_reference_is_fresh() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split(START, 1)[1].split(END, 1)[0]
     assert block.strip() == reference_markdown().strip(), "run: emtune config docs --write README.md"
+
+
+def test_set_null_unsets_a_key_the_file_set(tmp_path: Path) -> None:
+    path = write(tmp_path, "store:\n  uri: s3://bucket/runs\npipeline:\n  s3_secret: creds\n")
+    assert load_config(path).store.uri == "s3://bucket/runs"
+    cfg = load_config(path, dict([parse_override("store.uri=null"), parse_override("pipeline.s3_secret=null")]))
+    assert cfg.store.uri is None and cfg.pipeline.s3_secret is None
+
+
+def test_set_null_on_a_key_that_needs_a_value_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"train\.max_steps.*None"):
+        load_config(None, dict([parse_override("train.max_steps=null")]))
+
+
+def test_a_partial_pipeline_step_section_keeps_the_step_defaults(tmp_path: Path) -> None:
+    default = load_config(None).pipeline.train
+    path = write(tmp_path, "pipeline:\n  train:\n    node_selector: {pool: a100}\n  eval:\n    cpu_request: 4\n")
+    cfg = load_config(path)
+    assert cfg.pipeline.train.node_selector == {"pool": "a100"}
+    assert (cfg.pipeline.train.accelerator_count, cfg.pipeline.train.cpu_request) == (default.accelerator_count, "8")
+    assert cfg.pipeline.train.memory_request == default.memory_request == "64Gi"
+    assert (cfg.pipeline.eval.cpu_request, cfg.pipeline.eval.accelerator_count) == ("4", 1)
+    # The same through --set, and null drops one default only.
+    cfg = load_config(None, {"pipeline.train.cpu_request": None, "pipeline.train.node_selector": {"pool": "h100"}})
+    assert cfg.pipeline.train.cpu_request is None and cfg.pipeline.train.memory_request == "64Gi"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [("cpu_request", 8, "8"), ("cpu_limit", 0.5, "0.5"), ("cpu_request", "500m", "500m"),
+     ("memory_request", 17179869184, "17179869184"), ("memory_limit", "16Gi", "16Gi"), ("shm_size", "1.5G", "1.5G")],
+)  # fmt: skip
+def test_resource_quantities_accept_numbers_as_kubernetes_does(key: str, value: object, expected: str) -> None:
+    assert getattr(load_config(None, {f"pipeline.train.{key}": value}).pipeline.train, key) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("cpu_request", "2Gi"), ("cpu_request", True), ("memory_request", "1.5G"), ("memory_request", "16gb"),
+     ("shm_size", "lots")],
+)  # fmt: skip
+def test_resource_quantities_kfp_would_reject_fail_at_load(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"pipeline\.train\.{key}"):
+        load_config(None, {f"pipeline.train.{key}": value})
+
+
+def test_numeric_quantities_compile_into_the_pipeline(tmp_path: Path) -> None:
+    from emtune.workflows.emtune_pipeline import compile_pipeline
+
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
+                             "pipeline.train.cpu_request": 8, "pipeline.train.memory_request": 2**34})  # fmt: skip
+    text = compile_pipeline(cfg, tmp_path / "p.yaml").read_text(encoding="utf-8")
+    assert "cpuRequest: 8.0" in text and "memoryRequest: 17.179869184" in text

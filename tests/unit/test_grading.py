@@ -114,3 +114,12 @@ def test_regrade_rejects_lines_without_the_fields(tmp_path):
     samples.write_text('{"completion": "x", "gold": "1"}\n{"completion": "y"}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2 needs the fields"):
         regrade(samples)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_regrade_of_an_empty_file_is_an_error_and_writes_nothing(tmp_path, text):
+    samples, out = tmp_path / "empty.jsonl", tmp_path / "graded.jsonl"
+    samples.write_text(text)
+    with pytest.raises(DataError, match=r"empty.jsonl' holds no samples"):
+        regrade(samples, out)
+    assert not out.exists()

@@ -67,7 +67,7 @@ def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     # The fan-out iterates over the train step's (checkpoint, step, benchmark) pairs...
     assert tasks[loop]["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--train-Output"}
     params = set(inner["evaluate"]["inputs"]["parameters"])
-    assert params >= {"compile_time_config", "overrides", "model", "step", "benchmark"}
+    assert params >= {"compile_time_config", "model", "step", "benchmark", "train_learning_rate"}
     # ...and the report collects every pair's results, with the training metrics.
     report_inputs = tasks["report"]["inputs"]["artifacts"]
     assert report_inputs["eval_results"]["taskOutputArtifact"]["producerTask"] == loop
@@ -160,9 +160,7 @@ def test_parameters_come_from_the_run_config_model(tmp_path: Path) -> None:
     assert params["store_uri"]["parameterType"] == "STRING" and params["store_uri"]["defaultValue"] == ""
 
 
-def kfp_rendered(value: Any, spec_text: bool) -> str:
-    """A parameter value as KFP substitutes it into a string: strings raw, everything else as JSON."""
-    return value if spec_text or isinstance(value, str) else json.dumps(value)
+MULTI_LINE = 'A train leaves at 3 p.m.\nkey=value lines: train.max_steps=999\n\n  {"json": 1} "quoted" \\boxed{}'
 
 
 def test_parameters_round_trip_into_the_same_config() -> None:
@@ -180,21 +178,36 @@ def test_parameters_round_trip_into_the_same_config() -> None:
             "eval.sources": {"demo-arith": "/data/arith.jsonl"},
             "model.path": "Qwen/Qwen2.5-Math-7B",
             "pipeline.parallelism": 9,
+            "data.text": MULTI_LINE,
+            "run.name": "line one\nline two",
         },
     )
-    values = param_values(cfg)
-    by_name = {spec.name: spec for spec in param_specs()}
-    lines = "\n".join(
-        f"{by_name[name].key}={kfp_rendered(value, by_name[name].text)}" for name, value in values.items()
-    )
-    assert resolve_config(compile_time_yaml(cfg), lines) == cfg
+    # Values as KFP hands them to a component (JSON: numbers may come back as floats).
+    values = json.loads(json.dumps(param_values(cfg)))
+    assert resolve_config(compile_time_yaml(cfg), values) == cfg
 
 
 def test_bad_parameter_value_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"train\.max_steps"):
-        resolve_config(compile_time_yaml(RunConfig()), "train.max_steps=0")
-    with pytest.raises(ConfigError, match="not key=value for a known config key"):
-        resolve_config(compile_time_yaml(RunConfig()), "train.no_such_key=1")
+        resolve_config(compile_time_yaml(RunConfig()), {"train_max_steps": 0})
+    with pytest.raises(ConfigError, match=r"\['train_no_such_key'\] name no config key"):
+        resolve_config(compile_time_yaml(RunConfig()), {"train_no_such_key": 1})
+
+
+def test_every_step_gets_every_run_parameter_as_an_input_of_its_own(tmp_path: Path) -> None:
+    """No parameter is formatted into a text input (a newline in one broke every step): each is passed on."""
+    spec, _ = compiled(tmp_path)
+    names = {p.name for p in param_specs()}
+    _, inner = loop_of(spec)
+    tasks = {**{name: spec["root"]["dag"]["tasks"][name] for name in ("prep", "train")}, "evaluate": inner["evaluate"]}
+    for name, task in tasks.items():
+        inputs = spec["components"][f"comp-{name}"]["inputDefinitions"]["parameters"]
+        assert names <= set(inputs), name
+        passed = task["inputs"]["parameters"]
+        for param in names:
+            source = passed[param]
+            assert "runtimeValue" not in source, (name, param)
+            assert source.get("componentInputParameter", "").endswith(param), (name, param)
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,42 @@ def test_bad_input_fails_at_submit_in_one_line(
 def test_cron_expressions() -> None:
     assert cron_expression("*/15 * * * *") == "0 */15 * * * *"
     assert cron_expression("30 0 6 * * 1-5") == "30 0 6 * * 1-5"
-    with pytest.raises(ConfigError, match="not a cron expression"):
+    assert cron_expression("0 0 3 * * MON-FRI") == "0 0 3 * * MON-FRI"
+    assert cron_expression("@daily") == "@daily"
+    with pytest.raises(ConfigError, match="not a valid cron schedule"):
         cron_expression("daily")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0 61 * * *", "0 0 25 * * *", "0 3 * *", "0 0 3 * * * 2027", "0 0 3 31 2-13 *", "0 0 L * * *",
+     "0 0 3 * * 1#2", "H 0 3 * * *", "@every-day"],
+)  # fmt: skip
+def test_invalid_cron_schedules_fail_at_submit(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="not a valid cron schedule"):
+        cron_expression(text)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(CLUSTER_RUN), encoding="utf-8")
+    code, out, err = run_cli(["pipeline", "submit", "--dry-run", "--config", str(config), "--recurring", text], capsys)
+    assert code == 2 and not out and "not a valid cron schedule" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("source", ["./data/problems.parquet", "/abs/problems.jsonl", "file:///data/p.parquet"])
+def test_a_local_data_source_cannot_be_submitted_to_a_cluster(source: str, tmp_path: Path) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"], "data.source": source})
+    with pytest.raises(ConfigError, match=r"data\.source = .*s3://"):
+        build_request(cfg, tmp_path / "p.yaml", host="http://kfp")
+    for remote in ("s3://bucket/problems.parquet", "hf://org/set@train"):
+        cfg.data.source = remote
+        assert build_request(cfg, tmp_path / "p.yaml", host="http://kfp").params["data_source"] == remote
+
+
+def test_an_eval_sources_key_that_names_no_benchmark_fails_before_compiling(tmp_path: Path) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
+                             "eval.sources": {"demo-arithm": "s3://b/sets/"}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"eval\.sources key 'demo-arithm' names no benchmark; known: .*demo-arith"):
+        build_request(cfg, tmp_path / "p.yaml", host="http://kfp")
+    assert not (tmp_path / "p.yaml").exists()
 
 
 class RecordingKfp:

@@ -245,3 +245,22 @@ def test_cli_bad_shard_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "shard '3/2'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [({"field": "problme"}, "problme"), ({"id_field": "uid"}, "uid"), ({"answer_field": "reward_model.truth"},
+     "reward_model.truth")],
+)  # fmt: skip
+def test_a_mistyped_field_name_is_an_error_listing_the_fields(data: dict[str, Any], field: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=rf"has no field '{field}'; fields: .*problem") as err:
+        prep.run(config(PROMPTS / "problems.jsonl", tmp_path, index=0, **data), out=out)
+    assert "\n" not in str(err.value) and not out.exists()
+
+
+def test_default_id_and_answer_fields_may_be_absent(tmp_path: Path) -> None:
+    source = tmp_path / "bare.jsonl"
+    source.write_text(json.dumps({"problem": "What is $1+1$?"}) + "\n", encoding="utf-8")
+    rows, _ = prepared(prep.run(config(source, tmp_path, index=0), out=tmp_path / "out"))
+    assert rows == [{"id": "0", "problem": "What is $1+1$?", "answer": None}]

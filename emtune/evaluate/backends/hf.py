@@ -30,8 +30,7 @@ class HFBackend:
         self, model_path: str, tokenizer: PreTrainedTokenizerBase, cfg: EvalConfig, dtype: str, trust_remote_code: bool
     ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.dtype = dtype
         self.tokenizer = tokenizer
         self.model = load_model(model_path, dtype, trust_remote_code).eval()
         self.model.to(self.device)
@@ -40,6 +39,9 @@ class HFBackend:
             cfg.hf_static_cache == "auto" and self.device.type == "cuda"
         )
         self.eos_ids = _eos_ids(self.model, self.tokenizer.eos_token_id)
+        # generate() fills every unset field from the model's generation_config (a checkpoint's repetition_penalty,
+        # top_k, min_p, ...). Keep only its stop tokens, as vLLM does: sampling comes from the eval config alone.
+        self.model.generation_config = GenerationConfig(eos_token_id=self.eos_ids, pad_token_id=tokenizer.pad_token_id)
 
     def close(self) -> None:
         del self.model
@@ -51,9 +53,10 @@ class HFBackend:
         return GenerationConfig(
             max_new_tokens=params.max_new_tokens,
             do_sample=sampled,
-            temperature=params.temperature if sampled else None,
-            top_p=params.top_p if sampled else None,
-            top_k=None,
+            temperature=params.temperature if sampled else 1.0,
+            top_p=params.top_p if sampled else 1.0,
+            top_k=params.top_k,
+            repetition_penalty=params.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.eos_ids,
             cache_implementation="static" if self.static_cache else None,
