@@ -42,12 +42,32 @@ class StepResources(Section):
 
 class TrainJobConfig(Section):
     runtime: str = Field(
-        "torch-distributed", min_length=1, description="ClusterTrainingRuntime the multi-node TrainJob uses."
+        "torch-distributed", min_length=1, description="Training runtime the multi-node TrainJob uses."
+    )
+    runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = Field(
+        "ClusterTrainingRuntime",
+        description="Kind of that runtime: cluster-wide, or namespaced in the TrainJob's namespace (the Helm chart's).",
     )
     namespace: str | None = Field(None, description="Namespace of the TrainJob; unset: the pipeline pod's own.")
-    timeout_s: int = Field(7 * 24 * 3600, ge=60, description="Seconds the TrainJob may take before it is deleted.")
+    timeout_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="Seconds the TrainJob may take before it is deleted; also its activeDeadlineSeconds, so "
+        "the cluster ends it even when the launching pod is gone.",
+    )
     start_timeout_s: int = Field(3600, ge=10, description="Seconds node 0 may take to start running.")
     poll_s: float = Field(10.0, gt=0, le=600, description="Seconds between status checks of the TrainJob.")
+    checkpoint_volume: Literal["emptyDir", "ephemeral"] = Field(
+        "emptyDir",
+        description="Volume each node keeps its step folders on: an emptyDir, or an ephemeral PVC (a fresh "
+        "volume per pod from checkpoint_storage_class).",
+    )
+    checkpoint_size: str = Field(
+        "200Gi", pattern=QUANTITY, description="Size limit of the emptyDir, or size of the ephemeral PVC."
+    )
+    checkpoint_storage_class: str | None = Field(
+        None, description="StorageClass of the ephemeral PVC; unset: the cluster's default."
+    )
 
 
 def _resources(**values: object) -> StepResources:
@@ -75,6 +95,11 @@ class PipelineConfig(Section):
     prep: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="4Gi"))
     train: StepResources = Field(
         default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
+    )
+    launcher: StepResources = Field(
+        default_factory=lambda: _resources(cpu_request="500m", memory_request="1Gi"),
+        description="The train step's pod when train.nodes > 1: it only launches and watches the TrainJob, "
+        "whose nodes get the train resources.",
     )
     eval: StepResources = Field(
         default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
