@@ -21,8 +21,6 @@ from emtune.pipeline.params import compile_time_yaml, overrides_text, params_doc
 
 PIPELINE_NAME = "emtune-pipeline"
 COMPILED_YAML = Path(__file__).with_name("emtune_pipeline.yaml")
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-WANDB_SECRET_KEYS = ("WANDB_API_KEY",)
 
 
 def _place(task: dsl.PipelineTask, res: StepResources) -> None:
@@ -49,12 +47,11 @@ def _place(task: dsl.PipelineTask, res: StepResources) -> None:
 
 def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> None:
     """Credentials as env vars from Kubernetes secrets; optional, so a store that needs none still works."""
-    if cfg.pipeline.s3_secret:
-        keys = {key: key for key in S3_SECRET_KEYS}
-        kubernetes.use_secret_as_env(task, cfg.pipeline.s3_secret, keys, optional=True)
-    if wandb and cfg.pipeline.wandb_secret:
-        keys = {key: key for key in WANDB_SECRET_KEYS}
-        kubernetes.use_secret_as_env(task, cfg.pipeline.wandb_secret, keys, optional=True)
+    by_secret: dict[str, dict[str, str]] = {}
+    for secret, key, env in cfg.pipeline.secret_env(wandb=wandb):
+        by_secret.setdefault(secret, {})[key] = env
+    for secret, keys in by_secret.items():
+        kubernetes.use_secret_as_env(task, secret, keys, optional=True)
 
 
 def build_pipeline(cfg: RunConfig) -> GraphComponent:

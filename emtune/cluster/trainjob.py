@@ -39,8 +39,6 @@ RUN_VOLUME = "emtune-run"
 NO_ISTIO = {"sidecar.istio.io/inject": "false"}
 # A ConfigMap holds at most 1 MiB; leave room for the config and the object's metadata.
 MAX_INPUT_BYTES = 900 * 1024
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-WANDB_SECRET_KEYS = ("WANDB_API_KEY",)
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
@@ -64,19 +62,14 @@ def node_run_config(cfg: RunConfig) -> RunConfig:
 
 def secret_env(cfg: RunConfig) -> list[m.IoK8sApiCoreV1EnvVar]:
     """Credentials as references to Kubernetes secrets: their values never enter the manifest."""
-    pairs = []
-    if cfg.pipeline.s3_secret:
-        pairs += [(cfg.pipeline.s3_secret, key) for key in S3_SECRET_KEYS]
-    if cfg.pipeline.wandb_secret:
-        pairs += [(cfg.pipeline.wandb_secret, key) for key in WANDB_SECRET_KEYS]
     return [
         m.IoK8sApiCoreV1EnvVar(
-            name=key,
+            name=env,
             value_from=m.IoK8sApiCoreV1EnvVarSource(
                 secret_key_ref=m.IoK8sApiCoreV1SecretKeySelector(name=secret, key=key, optional=True)
             ),
         )
-        for secret, key in pairs
+        for secret, key, env in cfg.pipeline.secret_env(wandb=True)
     ]
 
 

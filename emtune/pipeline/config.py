@@ -40,6 +40,16 @@ class StepResources(Section):
     )
 
 
+class SecretKeys(Section):
+    aws_access_key_id: str = Field(
+        "AWS_ACCESS_KEY_ID", min_length=1, description="Key of the access key id in s3_secret."
+    )
+    aws_secret_access_key: str = Field(
+        "AWS_SECRET_ACCESS_KEY", min_length=1, description="Key of the secret access key in s3_secret."
+    )
+    wandb_api_key: str = Field("WANDB_API_KEY", min_length=1, description="Key of the API key in wandb_secret.")
+
+
 class TrainJobConfig(Section):
     runtime: str = Field(
         "torch-distributed", min_length=1, description="Training runtime the multi-node TrainJob uses."
@@ -87,11 +97,12 @@ class PipelineConfig(Section):
     eval_image: str = Field(EVAL_IMAGE, min_length=1, description="Image of the evaluation and report steps.")
     s3_secret: str | None = Field(
         "emtune-s3",
-        description="Secret whose AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY reach store users; unset: none.",
+        description="Secret whose S3 credentials (keys: secret_keys) reach store users; unset: none.",
     )
     wandb_secret: str | None = Field(
-        "emtune-wandb", description="Secret whose WANDB_API_KEY reaches the train step; unset: none."
+        "emtune-wandb", description="Secret whose W&B API key (key: secret_keys) reaches the train step; unset: none."
     )
+    secret_keys: SecretKeys = Field(default_factory=SecretKeys)
     prep: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="4Gi"))
     train: StepResources = Field(
         default_factory=lambda: _resources(accelerator_count=1, cpu_request="8", memory_request="64Gi")
@@ -106,3 +117,15 @@ class PipelineConfig(Section):
     )
     report: StepResources = Field(default_factory=lambda: _resources(cpu_request="1", memory_request="2Gi"))
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
+
+    def secret_env(self, *, wandb: bool) -> list[tuple[str, str, str]]:
+        """(secret, key in it, environment variable) of the credentials a pod gets; W&B only where it logs."""
+        refs = []
+        if self.s3_secret:
+            refs += [
+                (self.s3_secret, self.secret_keys.aws_access_key_id, "AWS_ACCESS_KEY_ID"),
+                (self.s3_secret, self.secret_keys.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+            ]
+        if wandb and self.wandb_secret:
+            refs.append((self.wandb_secret, self.secret_keys.wandb_api_key, "WANDB_API_KEY"))
+        return refs
