@@ -171,15 +171,16 @@ def ensure_pipeline_version(client: Any, pipeline_name: str, name: str, package:
 
 
 def _recurring_runs(client: Any, experiment_id: str, namespace: str | None) -> Iterator[Any]:
-    token = ""
+    token, seen = "", set()
     while True:
         page = client.list_recurring_runs(
             page_token=token, page_size=PAGE_SIZE, experiment_id=experiment_id, namespace=namespace
         )
         yield from page.recurring_runs or []
         token = page.next_page_token or ""
-        if not token:
+        if not token or token in seen:  # a server handing back a token twice must not loop us forever
             return
+        seen.add(token)
 
 
 def _remove(client: Any, run: Any) -> None:
