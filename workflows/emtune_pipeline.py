@@ -54,8 +54,12 @@ def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> 
         kubernetes.use_secret_as_env(task, secret, keys, optional=True)
 
 
-def build_pipeline(cfg: RunConfig) -> GraphComponent:
-    """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`."""
+def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
+    """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`.
+
+    `local` (kfp.local runs) trains in one task: kfp.local ignores pod resources anyway, and (kfp 2.17) cannot
+    resolve an artifact chosen by `dsl.OneOf`, which the cluster graph's per-run train branches need.
+    """
     check_pipeline_config(cfg)
     p = cfg.pipeline
     prep_op, train_op = (m.component(p.train_image) for m in (prep, train))
@@ -86,14 +90,18 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
             kubernetes.use_field_path_as_env(task, POD_UID_ENV, "metadata.uid")
             return task
 
-        # train.nodes is a run-time parameter, so the branch is taken per run: with several nodes this pod only
-        # launches and watches the TrainJob (whose nodes get the train resources) and must not hold GPUs itself.
-        with dsl.If(params["train_nodes"] > 1, name="multi-node"):
-            launched = train_task(p.launcher)
-        with dsl.Else(name="single-node"):
-            in_pod = train_task(p.train)
-        pairs = dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"])
-        train_metrics = dsl.OneOf(launched.outputs["metrics"], in_pod.outputs["metrics"])
+        if local:
+            trained = train_task(p.train)
+            pairs, train_metrics = trained.outputs["Output"], trained.outputs["metrics"]
+        else:
+            # train.nodes is a run-time parameter, so the branch is taken per run: with several nodes this pod
+            # only launches and watches the TrainJob (whose nodes get the train resources) and holds no GPUs.
+            with dsl.If(params["train_nodes"] > 1, name="multi-node"):
+                launched = train_task(p.launcher)
+            with dsl.Else(name="single-node"):
+                in_pod = train_task(p.train)
+            pairs = dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"])
+            train_metrics = dsl.OneOf(launched.outputs["metrics"], in_pod.outputs["metrics"])
 
         with dsl.ParallelFor(pairs, parallelism=p.parallelism) as pair:
             evaluated = eval_op(**config, model=pair.model, step=pair.step, benchmark=pair.benchmark)
