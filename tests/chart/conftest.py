@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ NAMESPACE = "team"
 def helm_binary() -> Path:
     binary = Path(os.environ.get("EMTUNE_HELM", REPO / ".cache" / "bin" / "helm"))
     if not binary.is_file():
-        subprocess.run([str(REPO / "scripts" / "get-helm.sh"), str(binary)], check=True, capture_output=True)
+        script = REPO / "scripts" / "get-helm.sh"
+        env = {**os.environ, "PYTHON": sys.executable}  # pip of the venv running the tests fetches it
+        subprocess.run([str(script), str(binary)], check=True, capture_output=True, env=env)
     return binary
 
 

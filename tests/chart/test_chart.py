@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import yaml
 from conftest import CHART, NAMESPACE, VALUE_SETS, helm, render, values_file
 from k8s_schemas import validate

@@ -11,7 +11,7 @@ import yaml
 from conftest import CHART, REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-import chart_readme  # noqa: E402
+import chart_readme
 
 
 def test_readme_is_fresh_and_every_value_documented() -> None:

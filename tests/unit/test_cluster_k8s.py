@@ -56,7 +56,7 @@ def handler_for(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_POST(self) -> None:
-            path, _, body = self._record()
+            _, _, body = self._record()
             self._json(201, {**body, "metadata": {**body["metadata"], "uid": "uid-42", "resourceVersion": "1"}})
 
         def do_GET(self) -> None:

@@ -13,10 +13,10 @@ from kubeflow_trainer_api import models as m
 from emtune.cluster.trainjob import (
     MAX_INPUT_BYTES,
     NODE_RUN_DIR,
-    owner_pod,
     build_inputs_config_map,
     build_trainjob,
     node_run_config,
+    owner_pod,
     trainjob_name,
 )
 from emtune.config import RunConfig, dump_config, load_config, validate_config
@@ -212,3 +212,13 @@ def test_node_checkpoints_live_on_a_sized_volume(settings: dict[str, str], expec
     pod = body["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     volumes = {v["name"]: v for v in pod["template"]["spec"]["template"]["spec"]["volumes"]}
     assert {k: v for k, v in volumes["emtune-run"].items() if k != "name"} == expected
+
+
+def test_secret_key_names_follow_the_config() -> None:
+    keys = {"aws_access_key_id": "access-key", "aws_secret_access_key": "secret-key", "wandb_api_key": "api-key"}
+    cfg = load_config(None, {**TWO_NODES, "pipeline.s3_secret": "team-s3", "pipeline.secret_keys": keys})
+    env = build_trainjob(cfg, name="j", namespace="n", config_map="c").to_dict()["spec"]["trainer"]["env"]
+    refs = {var["name"]: var["valueFrom"]["secretKeyRef"] for var in env if "valueFrom" in var}
+    assert refs["AWS_ACCESS_KEY_ID"] == {"name": "team-s3", "key": "access-key", "optional": True}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "team-s3", "key": "secret-key", "optional": True}
+    assert refs["WANDB_API_KEY"] == {"name": "emtune-wandb", "key": "api-key", "optional": True}

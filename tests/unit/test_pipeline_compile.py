@@ -189,6 +189,20 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
     assert "emptyDirMounts" not in platform.get("exec-evaluate", {})  # one accelerator: no NCCL shm needed
 
 
+def test_secret_key_names_and_one_secret_for_both(tmp_path: Path) -> None:
+    keys = {"aws_access_key_id": "ak", "aws_secret_access_key": "sk", "wandb_api_key": "wk"}
+    spec, platform = compiled(
+        tmp_path, {"pipeline.s3_secret": "creds", "pipeline.wandb_secret": "creds", "pipeline.secret_keys": keys}
+    )
+    (found,) = platform[in_pod_executor(spec)]["secretAsEnv"]
+    assert found["secretName"] == "creds"
+    assert {k["secretKey"]: k["envVar"] for k in found["keyToEnv"]} == {
+        "ak": "AWS_ACCESS_KEY_ID",
+        "sk": "AWS_SECRET_ACCESS_KEY",
+        "wk": "WANDB_API_KEY",
+    }
+
+
 def test_parameters_come_from_the_run_config_model(tmp_path: Path) -> None:
     spec, _ = compiled(tmp_path, {"train.learning_rate": 1e-3})
     params = spec["root"]["inputDefinitions"]["parameters"]

@@ -140,7 +140,9 @@ def test_version_name_comes_from_emtunes_version_and_the_spec(package: Path, tmp
 
     name = version_name("emtune-pipeline", package)
     assert name.startswith(f"emtune-pipeline-v{emtune.__version__}-") and len(name.rsplit("-", 1)[1]) == 12
-    other = compile_pipeline(load_config(None, {"store.uri": "s3://b/p", "pipeline.parallelism": 9}), tmp_path / "o.yaml")
+    other = compile_pipeline(
+        load_config(None, {"store.uri": "s3://b/p", "pipeline.parallelism": 9}), tmp_path / "o.yaml"
+    )
     assert version_name("emtune-pipeline", other) != name
 
 
@@ -204,7 +206,9 @@ def test_a_new_pipeline_version_replaces_the_schedules_that_ran_the_old_one(
 ) -> None:
     kfp = InMemoryKfp()
     run_sync(kfp, package, config, {"schedules": [NIGHTLY]})
-    upgraded = compile_pipeline(load_config(None, {"store.uri": "s3://b/p", "pipeline.parallelism": 9}), tmp_path / "u.yaml")
+    upgraded = compile_pipeline(
+        load_config(None, {"store.uri": "s3://b/p", "pipeline.parallelism": 9}), tmp_path / "u.yaml"
+    )
     result = run_sync(kfp, upgraded, config, {"schedules": [NIGHTLY]})
     assert result.uploaded and result.replaced == ["nightly"]
     (run,) = kfp.recurring.values()
