@@ -154,7 +154,7 @@ def test_every_pod_meets_the_restricted_standard(value_set: str) -> None:
             # Only RDMA adds a capability, and the chart documents that it needs a baseline namespace.
             assert added == (["IPC_LOCK"] if value_set == "rdma" and "Runtime" in name else []), name
             mounts = {m["mountPath"] for m in container["volumeMounts"]}
-            assert {"/cache", "/tmp"} <= mounts, name  # writable scratch under a read-only root
+            assert {"/cache", "/tmp", "/home/emtune"} <= mounts, name  # writable scratch under a read-only root
 
 
 def test_resources_are_set_on_every_chart_container(value_set: str) -> None:
