@@ -37,14 +37,14 @@ class SubmitRequest:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def cron_expression(text: str) -> str:
+def cron_expression(text: str, option: str = "--recurring") -> str:
     """KFP wants 6 fields (seconds first); a classic 5-field expression gets second 0."""
     fields = text.split()
     if len(fields) == 5:
         return " ".join(["0", *fields])
     if len(fields) == 6:
         return " ".join(fields)
-    raise ConfigError(f"--recurring {text!r} is not a cron expression; expected 5 fields (or 6, seconds first)")
+    raise ConfigError(f"{option} {text!r} is not a cron expression; expected 5 fields (or 6, seconds first)")
 
 
 def build_request(

@@ -43,7 +43,10 @@ class Schedule(BaseModel):
     @field_validator("cron")
     @classmethod
     def _kfp_cron(cls, value: str) -> str:
-        return cron_expression(value)
+        try:
+            return cron_expression(value, option="cron")
+        except ConfigError as exc:  # pydantic reports ValueErrors with the entry's location
+            raise ValueError(str(exc)) from None
 
 
 class ScheduleFile(BaseModel):

@@ -239,3 +239,20 @@ def test_bad_schedules_fail_before_any_request(
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         run_sync(kfp, package, config, schedules)
     assert kfp.mutations == []
+
+
+def test_cli_refuses_a_bad_schedules_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from emtune.cli import main
+
+    schedules = tmp_path / "schedules.yaml"
+    schedules.write_text(yaml.safe_dump({"schedules": [{"name": "x", "cron": "every day"}]}), encoding="utf-8")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(BASE), encoding="utf-8")
+    # Port 9 on loopback has no KFP server: the file is refused before anything is sent.
+    argv = ["emtune", "pipeline", "sync", "--host", "http://127.0.0.1:9", "--schedules", str(schedules)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [*argv, "--config", str(config)])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "schedules" in err and "'every day'" in err and "Traceback" not in err
