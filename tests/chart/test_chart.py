@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from conftest import CHART, NAMESPACE, VALUE_SETS, helm, render, values_file
+from chart_render import CHART, NAMESPACE, VALUE_SETS, helm, render, values_file
 from k8s_schemas import validate
 
 import emtune

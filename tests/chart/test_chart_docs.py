@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import yaml
-from conftest import CHART, REPO
+from chart_render import CHART, REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import chart_readme

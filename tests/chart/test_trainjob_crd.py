@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import render
+from chart_render import render
 from k8s_schemas import validate_custom_resource
 
 from emtune.cluster.trainjob import build_trainjob, owner_pod, trainjob_name
