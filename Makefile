@@ -38,6 +38,7 @@ test-gpu: venv
 
 docs: venv
 	$(BIN)/emtune config docs --write README.md
+	$(BIN)/python scripts/chart_readme.py --write
 
 lint: venv
 	$(BIN)/ruff check emtune tests components workflows

@@ -12,6 +12,7 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
+from emtune.cluster.trainjob import POD_NAME_ENV, POD_UID_ENV
 from emtune.components import evaluate, prep, report, train
 from emtune.config import RunConfig
 from emtune.pipeline.checks import check_pipeline_config
@@ -20,8 +21,6 @@ from emtune.pipeline.params import PROVENANCE_PARAMS, compile_time_yaml, params_
 
 PIPELINE_NAME = "emtune-pipeline"
 COMPILED_YAML = Path(__file__).with_name("emtune_pipeline.yaml")
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-WANDB_SECRET_KEYS = ("WANDB_API_KEY",)
 
 
 def _place(task: dsl.PipelineTask, res: StepResources) -> None:
@@ -48,16 +47,19 @@ def _place(task: dsl.PipelineTask, res: StepResources) -> None:
 
 def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> None:
     """Credentials as env vars from Kubernetes secrets; optional, so a store that needs none still works."""
-    if cfg.pipeline.s3_secret:
-        keys = {key: key for key in S3_SECRET_KEYS}
-        kubernetes.use_secret_as_env(task, cfg.pipeline.s3_secret, keys, optional=True)
-    if wandb and cfg.pipeline.wandb_secret:
-        keys = {key: key for key in WANDB_SECRET_KEYS}
-        kubernetes.use_secret_as_env(task, cfg.pipeline.wandb_secret, keys, optional=True)
+    by_secret: dict[str, dict[str, str]] = {}
+    for secret, key, env in cfg.pipeline.secret_env(wandb=wandb):
+        by_secret.setdefault(secret, {})[key] = env
+    for secret, keys in by_secret.items():
+        kubernetes.use_secret_as_env(task, secret, keys, optional=True)
 
 
-def build_pipeline(cfg: RunConfig) -> GraphComponent:
-    """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`."""
+def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
+    """The pipeline for `cfg`: its parameters default to `cfg`'s values; its shape follows `cfg.pipeline`.
+
+    `local` (kfp.local runs) trains in one task: kfp.local ignores pod resources anyway, and (kfp 2.17) cannot
+    resolve an artifact chosen by `dsl.OneOf`, which the cluster graph's per-run train branches need.
+    """
     check_pipeline_config(cfg)
     p = cfg.pipeline
     prep_op, train_op = (m.component(p.train_image) for m in (prep, train))
@@ -78,23 +80,39 @@ def build_pipeline(cfg: RunConfig) -> GraphComponent:
         _place(prompts, p.prep)
         _secrets(prompts, cfg)
 
-        # A cached train step would skip training and hand on another run's checkpoints.
-        trained = train_op(
-            **config, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        ).set_caching_options(False)
-        _place(trained, p.train)
-        _secrets(trained, cfg, wandb=True)
+        def train_task(resources: StepResources) -> dsl.PipelineTask:
+            # A cached train step would skip training and hand on another run's checkpoints.
+            task = train_op(
+                **config, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+            ).set_caching_options(False)
+            _place(task, resources)
+            _secrets(task, cfg, wandb=True)
+            # Who launched a TrainJob: it becomes the job's owner (emtune.cluster.trainjob.launcher_owner).
+            kubernetes.use_field_path_as_env(task, POD_NAME_ENV, "metadata.name")
+            kubernetes.use_field_path_as_env(task, POD_UID_ENV, "metadata.uid")
+            return task
 
-        with dsl.ParallelFor(trained.outputs["Output"], parallelism=p.parallelism) as pair:
+        if local:
+            trained = train_task(p.train)
+            pairs, train_metrics = trained.outputs["Output"], trained.outputs["metrics"]
+        else:
+            # train.nodes is a run-time parameter, so the branch is taken per run: with several nodes this pod
+            # only launches and watches the TrainJob (whose nodes get the train resources) and holds no GPUs.
+            with dsl.If(values["train_nodes"] > 1, name="multi-node"):
+                launched = train_task(p.launcher)
+            with dsl.Else(name="single-node"):
+                in_pod = train_task(p.train)
+            pairs = dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"])
+            train_metrics = dsl.OneOf(launched.outputs["metrics"], in_pod.outputs["metrics"])
+
+        with dsl.ParallelFor(pairs, parallelism=p.parallelism) as pair:
             evaluated = eval_op(**config, model=pair.model, step=pair.step, benchmark=pair.benchmark)
             evaluated.set_caching_options(True)
             evaluated.set_retry(p.eval_retries, backoff_duration=f"{p.eval_retry_backoff_s}s", backoff_factor=2.0)
             _place(evaluated, p.eval)
             _secrets(evaluated, cfg)
 
-        reported = report_op(
-            eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=trained.outputs["metrics"]
-        )
+        reported = report_op(eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=train_metrics)
         _place(reported, p.report)
         return reported.outputs["report"]
 

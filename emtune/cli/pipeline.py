@@ -1,4 +1,4 @@
-"""`emtune pipeline compile|run|submit|runs`: the Kubeflow pipeline, locally or on a cluster."""
+"""`emtune pipeline compile|run|submit|sync|runs`: the Kubeflow pipeline, locally or on a cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.config import dump_config
 from emtune.errors import ConfigError
 
 pipeline_app = typer.Typer(help="The Kubeflow pipeline: compile it, run it here, or submit it.", no_args_is_help=True)
@@ -107,3 +108,41 @@ def submit_pipeline(
             typer.echo(yaml.safe_dump({"request": request.summary}, sort_keys=True), nl=False)
             return
         typer.echo(submit(request))
+
+
+@pipeline_app.command("sync")
+def sync_pipeline(
+    host: Annotated[str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")],
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) of the experiment.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment the schedules belong to.")] = "emtune",
+    pipeline_name: Annotated[str, typer.Option(help="Name of the pipeline in KFP.")] = "emtune-pipeline",
+    schedules: Annotated[
+        Path | None,
+        typer.Option(help="YAML of recurring runs to keep (name, cron, enabled, set); unset: leave them alone."),
+    ] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Register the pipeline version (skipped when it exists), ensure the experiment, reconcile schedules."""
+    from emtune.cluster.submit import make_client
+    from emtune.cluster.sync import read_schedules, sync
+    from emtune.pipeline.checks import check_pipeline_config
+    from emtune.workflows.emtune_pipeline import compile_pipeline as compile_to
+
+    cfg = build_config(config, sets)
+    check_pipeline_config(cfg, cluster=True)
+    wanted = read_schedules(schedules) if schedules is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_to(cfg, Path(tmp) / "emtune_pipeline.yaml")
+        base = Path(tmp) / "config.yaml"  # the schedules' runs start from this config
+        base.write_text(dump_config(cfg), encoding="utf-8")
+        result = sync(
+            make_client(host, namespace),
+            package,
+            config=base,
+            pipeline_name=pipeline_name,
+            experiment=experiment,
+            namespace=namespace,
+            schedules=wanted,
+        )
+    typer.echo(result.summary())

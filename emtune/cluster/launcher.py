@@ -12,6 +12,7 @@ import contextlib
 import enum
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class LaunchSettings:
     poll_s: float = 10.0
     start_timeout_s: float = 3600.0  # node 0 must be running by then
     timeout_s: float = 7 * 24 * 3600.0  # the whole job, from creation
+    drain_s: float = 30.0  # once the job ended, how long its log stream may take to deliver the rest
 
 
 class TrainJobLauncher:
@@ -113,7 +115,11 @@ class TrainJobLauncher:
         log.info("TrainJob %s completed", name)
 
     def _follow(self, name: str, started: float) -> tuple[JobState, str]:
-        """Wait for node 0 to run, stream its log, then wait for the job's end; return how it ended."""
+        """Wait for node 0 to run, stream its log while polling the job, and return how the job ended.
+
+        The log is read on a background thread so a stream that hangs (a stuck node, a dead API connection)
+        cannot keep the launcher from enforcing `timeout_s`.
+        """
         while True:
             state, detail = job_state(self.client.get_trainjob(name))
             if state is not JobState.PENDING:
@@ -123,10 +129,12 @@ class TrainJobLauncher:
                 break
             self._check_deadline(name, started, self.settings.start_timeout_s, "start running")
             self.sleep(self.settings.poll_s)
-        self._stream(pod.name)
+        streamer = threading.Thread(target=self._stream, args=(pod.name,), name=f"logs-{pod.name}", daemon=True)
+        streamer.start()
         while True:
             state, detail = job_state(self.client.get_trainjob(name))
             if state is not JobState.PENDING:
+                streamer.join(self.settings.drain_s)
                 return state, detail
             self._check_deadline(name, started, self.settings.timeout_s, "finish")
             self.sleep(self.settings.poll_s)

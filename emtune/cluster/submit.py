@@ -46,7 +46,7 @@ _CRON_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "o
 _CRON_NAMES |= {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
 
-def cron_expression(text: str) -> str:
+def cron_expression(text: str, option: str = "--recurring") -> str:
     """KFP's 6-field cron (seconds first) for `text`; a classic 5-field expression gets second 0.
 
     Checked here with croniter (seconds first) and KFP's own character set, so a bad schedule fails at submit,
@@ -67,7 +67,7 @@ def cron_expression(text: str) -> str:
         or not croniter.is_valid(" ".join(fields), second_at_beginning=True)
     ):
         raise ConfigError(
-            f"--recurring {text!r} is not a valid cron schedule; expected 5 fields (minute hour day month weekday), "
+            f"{option} {text!r} is not a valid cron schedule; expected 5 fields (minute hour day month weekday), "
             f"6 with seconds first (as KFP schedules), or one of {', '.join(CRON_DESCRIPTORS)}"
         )
     return " ".join(fields)

@@ -1,21 +1,25 @@
 """The multi-node TrainJob (Kubeflow Trainer v2, `trainer.kubeflow.org/v1alpha1`), built from the run config.
 
-Every node runs `torchrun -m emtune train` on the run config; the torch runtime injects the rendezvous
-(PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR, ...) that torchrun reads. The run config and the prompt set
-reach the pods in a ConfigMap owned by the TrainJob, so they are deleted together.
+Every node runs `torchrun -m emtune train --resume` on the run config; the torch runtime injects the rendezvous
+(PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR, ...) that torchrun reads. `--resume` makes a restarted pod continue
+from the newest complete step in the store (a fresh job finds none and starts at step 0). The run config and the
+prompt set reach the pods in a ConfigMap owned by the TrainJob, so they are deleted together. The TrainJob is
+owned by the pipeline pod that launched it (when known) and bounded by `activeDeadlineSeconds`, so a launcher
+that dies hard cannot leave it holding GPUs.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from kubeflow_trainer_api import models as m
 
 from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError
-from emtune.pipeline.config import StepResources
+from emtune.pipeline.config import StepResources, TrainJobConfig
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
 KIND = "TrainJob"
@@ -26,12 +30,15 @@ PATCH_MANAGER = "emtune.dev/launcher"
 INPUTS_DIR = "/etc/emtune"
 RUN_CONFIG_FILE = "run.yaml"
 PROMPTS_FILE = "prompts.parquet"
-# Where each node keeps its local step folders before rank 0 pushes them to the store.
-NODE_RUN_DIR = "/tmp/emtune/run"
+# Where each node keeps its local step folders before rank 0 pushes them to the store: a volume of its own
+# (pipeline.trainjob.checkpoint_volume), not the container's writable layer.
+NODE_RUN_DIR = "/var/lib/emtune/run"
+RUN_VOLUME = "emtune-run"
+# Kubeflow profile namespaces inject an Istio sidecar that breaks torchrun's rendezvous (kubeflow/trainer#2794);
+# the label is Istio's current switch, the annotation the one older releases read.
+NO_ISTIO = {"sidecar.istio.io/inject": "false"}
 # A ConfigMap holds at most 1 MiB; leave room for the config and the object's metadata.
 MAX_INPUT_BYTES = 900 * 1024
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-WANDB_SECRET_KEYS = ("WANDB_API_KEY",)
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
@@ -55,19 +62,14 @@ def node_run_config(cfg: RunConfig) -> RunConfig:
 
 def secret_env(cfg: RunConfig) -> list[m.IoK8sApiCoreV1EnvVar]:
     """Credentials as references to Kubernetes secrets: their values never enter the manifest."""
-    pairs = []
-    if cfg.pipeline.s3_secret:
-        pairs += [(cfg.pipeline.s3_secret, key) for key in S3_SECRET_KEYS]
-    if cfg.pipeline.wandb_secret:
-        pairs += [(cfg.pipeline.wandb_secret, key) for key in WANDB_SECRET_KEYS]
     return [
         m.IoK8sApiCoreV1EnvVar(
-            name=key,
+            name=env,
             value_from=m.IoK8sApiCoreV1EnvVarSource(
                 secret_key_ref=m.IoK8sApiCoreV1SecretKeySelector(name=secret, key=key, optional=True)
             ),
         )
-        for secret, key in pairs
+        for secret, key, env in cfg.pipeline.secret_env(wandb=True)
     ]
 
 
@@ -85,7 +87,25 @@ def node_resources(res: StepResources) -> m.IoK8sApiCoreV1ResourceRequirements:
     )
 
 
-def _pod_patch(res: StepResources, config_map: str) -> m.TrainerV1alpha1PodSpecPatch:
+def run_volume(settings: TrainJobConfig) -> m.IoK8sApiCoreV1Volume:
+    """The node's step-folder volume: an emptyDir with a size limit, or an ephemeral PVC of that size."""
+    size = m.IoK8sApimachineryPkgApiResourceQuantity(settings.checkpoint_size)
+    if settings.checkpoint_volume == "emptyDir":
+        return m.IoK8sApiCoreV1Volume(name=RUN_VOLUME, empty_dir=m.IoK8sApiCoreV1EmptyDirVolumeSource(size_limit=size))
+    claim = m.IoK8sApiCoreV1PersistentVolumeClaimSpec(
+        access_modes=["ReadWriteOnce"],
+        storage_class_name=settings.checkpoint_storage_class,
+        resources=m.IoK8sApiCoreV1VolumeResourceRequirements(requests={"storage": size}),
+    )
+    return m.IoK8sApiCoreV1Volume(
+        name=RUN_VOLUME,
+        ephemeral=m.IoK8sApiCoreV1EphemeralVolumeSource(
+            volume_claim_template=m.IoK8sApiCoreV1PersistentVolumeClaimTemplate(spec=claim)
+        ),
+    )
+
+
+def _pod_patch(res: StepResources, settings: TrainJobConfig, config_map: str) -> m.TrainerV1alpha1PodSpecPatch:
     volumes = [
         m.IoK8sApiCoreV1Volume(name="emtune-inputs", config_map=m.IoK8sApiCoreV1ConfigMapVolumeSource(name=config_map)),
         # NCCL and dataloader workers need more shared memory than the container default of 64 MiB.
@@ -95,10 +115,12 @@ def _pod_patch(res: StepResources, config_map: str) -> m.TrainerV1alpha1PodSpecP
                 medium="Memory", size_limit=m.IoK8sApimachineryPkgApiResourceQuantity(res.shm_size)
             ),
         ),
+        run_volume(settings),
     ]
     mounts = [
         m.IoK8sApiCoreV1VolumeMount(name="emtune-inputs", mount_path=INPUTS_DIR, read_only=True),
         m.IoK8sApiCoreV1VolumeMount(name="dshm", mount_path="/dev/shm"),
+        m.IoK8sApiCoreV1VolumeMount(name=RUN_VOLUME, mount_path=NODE_RUN_DIR),
     ]
     tolerations = [
         m.IoK8sApiCoreV1Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect)
@@ -112,12 +134,34 @@ def _pod_patch(res: StepResources, config_map: str) -> m.TrainerV1alpha1PodSpecP
     )
 
 
-def build_trainjob(cfg: RunConfig, *, name: str, namespace: str, config_map: str) -> m.TrainerV1alpha1TrainJob:
+# The launching pod's identity, given to it through the downward API (see workflows/emtune_pipeline.py).
+POD_NAME_ENV, POD_UID_ENV = "EMTUNE_POD_NAME", "EMTUNE_POD_UID"
+
+
+def launcher_owner(env: Mapping[str, str]) -> m.IoK8sApimachineryPkgApisMetaV1OwnerReference | None:
+    """The owner reference to the pod we run in, when the downward API told us who that is."""
+    name, uid = env.get(POD_NAME_ENV), env.get(POD_UID_ENV)
+    return owner_pod(name, uid) if name and uid else None
+
+
+def owner_pod(name: str, uid: str) -> m.IoK8sApimachineryPkgApisMetaV1OwnerReference:
+    """A reference to the launching pod: deleting that pod garbage-collects the TrainJob (no finaliser needed)."""
+    return m.IoK8sApimachineryPkgApisMetaV1OwnerReference(api_version="v1", kind="Pod", name=name, uid=uid)
+
+
+def build_trainjob(
+    cfg: RunConfig,
+    *,
+    name: str,
+    namespace: str,
+    config_map: str,
+    owner: m.IoK8sApimachineryPkgApisMetaV1OwnerReference | None = None,
+) -> m.TrainerV1alpha1TrainJob:
     """The TrainJob for `cfg.train.nodes` nodes with `cfg.pipeline.train` resources on each."""
-    nodes, res = cfg.train.nodes, cfg.pipeline.train
+    nodes, res, settings = cfg.train.nodes, cfg.pipeline.train, cfg.pipeline.trainjob
     if nodes < 1:
         raise ConfigError(f"train.nodes = {nodes}: a TrainJob needs at least 1 node")
-    pod_patch = _pod_patch(res, config_map)
+    pod_patch = _pod_patch(res, settings, config_map)
     patch = m.TrainerV1alpha1RuntimePatch(
         manager=PATCH_MANAGER,
         training_runtime_spec=m.TrainerV1alpha1TrainingRuntimeSpecPatch(
@@ -128,7 +172,12 @@ def build_trainjob(cfg: RunConfig, *, name: str, namespace: str, config_map: str
                             name=TRAINER_JOB,
                             template=m.TrainerV1alpha1JobTemplatePatch(
                                 spec=m.TrainerV1alpha1JobSpecPatch(
-                                    template=m.TrainerV1alpha1PodTemplatePatch(spec=pod_patch)
+                                    template=m.TrainerV1alpha1PodTemplatePatch(
+                                        metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
+                                            labels=NO_ISTIO, annotations=NO_ISTIO
+                                        ),
+                                        spec=pod_patch,
+                                    )
                                 )
                             ),
                         )
@@ -139,7 +188,7 @@ def build_trainjob(cfg: RunConfig, *, name: str, namespace: str, config_map: str
     )
     trainer = m.TrainerV1alpha1Trainer(
         image=cfg.pipeline.train_image,
-        command=["torchrun", "-m", "emtune", "train", "--config", f"{INPUTS_DIR}/{RUN_CONFIG_FILE}"],
+        command=["torchrun", "-m", "emtune", "train", "--config", f"{INPUTS_DIR}/{RUN_CONFIG_FILE}", "--resume"],
         num_nodes=nodes,
         num_proc_per_node=max(res.accelerator_count, 1),
         resources_per_node=node_resources(res),
@@ -149,11 +198,15 @@ def build_trainjob(cfg: RunConfig, *, name: str, namespace: str, config_map: str
         api_version=API_VERSION,
         kind=KIND,
         metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
-            name=name, namespace=namespace, labels={"app.kubernetes.io/part-of": "emtune"}
+            name=name,
+            namespace=namespace,
+            labels={"app.kubernetes.io/part-of": "emtune"},
+            owner_references=[owner] if owner is not None else None,
         ),
         spec=m.TrainerV1alpha1TrainJobSpec(
+            active_deadline_seconds=settings.timeout_s,
             runtime_ref=m.TrainerV1alpha1RuntimeRef(
-                api_group="trainer.kubeflow.org", kind="ClusterTrainingRuntime", name=cfg.pipeline.trainjob.runtime
+                api_group="trainer.kubeflow.org", kind=settings.runtime_kind, name=settings.runtime
             ),
             trainer=trainer,
             runtime_patches=[patch],

@@ -60,14 +60,44 @@ class StepResources(Section):
     )
 
 
+class SecretKeys(Section):
+    aws_access_key_id: str = Field(
+        "AWS_ACCESS_KEY_ID", min_length=1, description="Key of the access key id in s3_secret."
+    )
+    aws_secret_access_key: str = Field(
+        "AWS_SECRET_ACCESS_KEY", min_length=1, description="Key of the secret access key in s3_secret."
+    )
+    wandb_api_key: str = Field("WANDB_API_KEY", min_length=1, description="Key of the API key in wandb_secret.")
+
+
 class TrainJobConfig(Section):
     runtime: str = Field(
-        "torch-distributed", min_length=1, description="ClusterTrainingRuntime the multi-node TrainJob uses."
+        "torch-distributed", min_length=1, description="Training runtime the multi-node TrainJob uses."
+    )
+    runtime_kind: Literal["ClusterTrainingRuntime", "TrainingRuntime"] = Field(
+        "ClusterTrainingRuntime",
+        description="Kind of that runtime: cluster-wide, or namespaced in the TrainJob's namespace (the Helm chart's).",
     )
     namespace: str | None = Field(None, description="Namespace of the TrainJob; unset: the pipeline pod's own.")
-    timeout_s: int = Field(7 * 24 * 3600, ge=60, description="Seconds the TrainJob may take before it is deleted.")
+    timeout_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="Seconds the TrainJob may take before it is deleted; also its activeDeadlineSeconds, so "
+        "the cluster ends it even when the launching pod is gone.",
+    )
     start_timeout_s: int = Field(3600, ge=10, description="Seconds node 0 may take to start running.")
     poll_s: float = Field(10.0, gt=0, le=600, description="Seconds between status checks of the TrainJob.")
+    checkpoint_volume: Literal["emptyDir", "ephemeral"] = Field(
+        "emptyDir",
+        description="Volume each node keeps its step folders on: an emptyDir, or an ephemeral PVC (a fresh "
+        "volume per pod from checkpoint_storage_class).",
+    )
+    checkpoint_size: str = Field(
+        "200Gi", pattern=QUANTITY, description="Size limit of the emptyDir, or size of the ephemeral PVC."
+    )
+    checkpoint_storage_class: str | None = Field(
+        None, description="StorageClass of the ephemeral PVC; unset: the cluster's default."
+    )
 
 
 # Each step's defaults. A partial `pipeline.<step>:` section in a config is laid over these, so setting a node
@@ -77,6 +107,7 @@ STEP_DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"accelerator_count": 1, "cpu_request": "8", "memory_request": "64Gi"},
     "eval": {"accelerator_count": 1, "cpu_request": "8", "memory_request": "64Gi"},
     "report": {"cpu_request": "1", "memory_request": "2Gi"},
+    "launcher": {"cpu_request": "500m", "memory_request": "1Gi"},
 }
 
 
@@ -97,13 +128,19 @@ class PipelineConfig(Section):
     eval_image: str = Field(EVAL_IMAGE, min_length=1, description="Image of the evaluation and report steps.")
     s3_secret: str | None = Field(
         "emtune-s3",
-        description="Secret whose AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY reach store users; unset: none.",
+        description="Secret whose S3 credentials (keys: secret_keys) reach store users; unset: none.",
     )
     wandb_secret: str | None = Field(
-        "emtune-wandb", description="Secret whose WANDB_API_KEY reaches the train step; unset: none."
+        "emtune-wandb", description="Secret whose W&B API key (key: secret_keys) reaches the train step; unset: none."
     )
+    secret_keys: SecretKeys = Field(default_factory=SecretKeys)
     prep: StepResources = Field(default_factory=lambda: _resources("prep"))
     train: StepResources = Field(default_factory=lambda: _resources("train"))
+    launcher: StepResources = Field(
+        default_factory=lambda: _resources("launcher"),
+        description="The train step's pod when train.nodes > 1: it only launches and watches the TrainJob, "
+        "whose nodes get the train resources.",
+    )
     eval: StepResources = Field(default_factory=lambda: _resources("eval"))
     report: StepResources = Field(default_factory=lambda: _resources("report"))
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
@@ -119,3 +156,15 @@ class PipelineConfig(Section):
             if isinstance(given, Mapping):
                 merged[step] = {**defaults, **given}
         return merged
+
+    def secret_env(self, *, wandb: bool) -> list[tuple[str, str, str]]:
+        """(secret, key in it, environment variable) of the credentials a pod gets; W&B only where it logs."""
+        refs = []
+        if self.s3_secret:
+            refs += [
+                (self.s3_secret, self.secret_keys.aws_access_key_id, "AWS_ACCESS_KEY_ID"),
+                (self.s3_secret, self.secret_keys.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+            ]
+        if wandb and self.wandb_secret:
+            refs.append((self.wandb_secret, self.secret_keys.wandb_api_key, "WANDB_API_KEY"))
+        return refs

@@ -150,7 +150,7 @@ def run_local(
     log.info("local pipeline run %s in %s", run_id, run_dir)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline_root"))
     try:
-        task: Any = build_pipeline(run_cfg)(**param_values(run_cfg))
+        task: Any = build_pipeline(run_cfg, local=True)(**param_values(run_cfg))
         record.report = str(Path(task.outputs["Output"].path) / "report.html")
         record.status = "succeeded"
     except BaseException as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -108,12 +109,14 @@ def _train_in_pod(cfg: RunConfig) -> None:
 def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
     from emtune.cluster.k8s import KubernetesTrainJobClient, current_namespace
     from emtune.cluster.launcher import LaunchSettings, TrainJobLauncher, cancel_on_sigterm
-    from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob, trainjob_name
+    from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob, launcher_owner, trainjob_name
 
     settings = cfg.pipeline.trainjob
     namespace = settings.namespace or current_namespace()
     name = trainjob_name(run_id)
-    job = build_trainjob(cfg, name=name, namespace=namespace, config_map=f"{name}-inputs")
+    # Only in our own namespace: an owner in another namespace counts as absent, and the job would be collected.
+    owner = launcher_owner(os.environ) if namespace == current_namespace() else None
+    job = build_trainjob(cfg, name=name, namespace=namespace, config_map=f"{name}-inputs", owner=owner)
     prompt_bytes = prompts.read_bytes()
 
     def inputs(uid: str) -> Any:
@@ -125,6 +128,7 @@ def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
         KubernetesTrainJobClient(namespace),
         LaunchSettings(poll_s=settings.poll_s, start_timeout_s=settings.start_timeout_s, timeout_s=settings.timeout_s),
     )
+    log.info("launching TrainJob %s in %s (owner: %s)", name, namespace, owner.name if owner else "none")
     with cancel_on_sigterm():
         launcher.run(job, inputs)
 

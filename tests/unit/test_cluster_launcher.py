@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,19 +188,68 @@ def test_dropped_log_stream_does_not_fail_a_running_job(job_and_inputs: Any) -> 
     assert cluster.deleted == []
 
 
+class HungStream(RecordedCluster):
+    """Node 0's log stream delivers one line, then hangs (a stuck node, a dead API connection) until released."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+
+    def stream_logs(self, pod: str) -> Iterator[str]:
+        yield "step 1"
+        self.release.wait(60)
+
+
+def test_hung_log_stream_times_out_in_the_configured_time(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = HungStream(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=[])
+    fake = FakeTime()
+    launcher = TrainJobLauncher(
+        cluster, LaunchSettings(poll_s=10.0, timeout_s=60), clock=fake.clock, sleep=fake.sleep, emit=lambda _: None
+    )
+    try:
+        with pytest.raises(TrainingError, match="did not finish within 60 s; it was deleted"):
+            launcher.run(job, inputs)
+    finally:
+        cluster.release.set()
+    assert cluster.deleted == ["emtune-run1"]
+    assert 60 < fake.now <= 70  # gave up at the first poll past the limit, not when the stream ended
+
+
+def test_hung_log_stream_does_not_hold_a_finished_job(job_and_inputs: Any) -> None:
+    job, inputs = job_and_inputs
+    cluster = HungStream(
+        snapshots=[snapshot(CREATED)] * 2 + [snapshot(CREATED, COMPLETE)], pod_phases=["Running"], logs=[]
+    )
+    lines: list[str] = []
+    fake = FakeTime()
+    launcher = TrainJobLauncher(
+        cluster, LaunchSettings(poll_s=10.0, drain_s=0.1), clock=fake.clock, sleep=fake.sleep, emit=lines.append
+    )
+    try:
+        launcher.run(job, inputs)
+    finally:
+        cluster.release.set()
+    assert cluster.deleted == []
+    assert fake.now == 10  # returned at the poll that saw Complete, although the stream never ended
+
+
 def test_sigterm_while_streaming_cancels_and_deletes_the_job(job_and_inputs: Any) -> None:
     """Kubernetes stops a cancelled pipeline pod with SIGTERM: the job it started must not outlive it."""
     job, inputs = job_and_inputs
 
-    class Cancelled(RecordedCluster):
-        def stream_logs(self, pod: str) -> Iterator[str]:
-            yield "step 1"
-            os.kill(os.getpid(), signal.SIGTERM)
-            yield "never reached"
+    class Cancelled(HungStream):
+        def get_trainjob(self, name: str) -> dict[str, Any]:
+            if self.polls == 3:  # node 0 runs and its log is streaming
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().get_trainjob(name)
 
     cluster = Cancelled(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=[])
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(StepCancelled), cancel_on_sigterm():
-        launch(cluster, job, inputs)
+    try:
+        with pytest.raises(StepCancelled), cancel_on_sigterm():
+            launch(cluster, job, inputs)
+    finally:
+        cluster.release.set()
     assert cluster.deleted == ["emtune-run1"]
     assert signal.getsignal(signal.SIGTERM) is previous

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,12 +12,14 @@ from kubeflow_trainer_api import models as m
 
 from emtune.cluster.trainjob import (
     MAX_INPUT_BYTES,
+    NODE_RUN_DIR,
     build_inputs_config_map,
     build_trainjob,
     node_run_config,
+    owner_pod,
     trainjob_name,
 )
-from emtune.config import RunConfig, load_config, validate_config
+from emtune.config import RunConfig, dump_config, load_config, validate_config
 from emtune.errors import ConfigError
 
 TWO_NODES = {
@@ -56,7 +59,15 @@ def test_two_node_trainjob_round_trips_through_the_api_models(cfg: RunConfig) ->
     }
     trainer = spec["trainer"]
     assert trainer["image"] == "registry.example/emtune-train:1.2.3"
-    assert trainer["command"] == ["torchrun", "-m", "emtune", "train", "--config", "/etc/emtune/run.yaml"]
+    assert trainer["command"] == [
+        "torchrun",
+        "-m",
+        "emtune",
+        "train",
+        "--config",
+        "/etc/emtune/run.yaml",
+        "--resume",
+    ]
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
     assert trainer["resourcesPerNode"] == {
         "limits": {"memory": "240Gi", "nvidia.com/gpu": "4"},
@@ -93,7 +104,7 @@ def test_node_pods_get_shm_inputs_and_scheduling(cfg: RunConfig) -> None:
     assert volumes["emtune-inputs"]["configMap"] == {"name": "j-inputs"}
     (container,) = pod["containers"]
     assert container["name"] == "node"
-    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/dev/shm", "/etc/emtune"}
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/dev/shm", "/etc/emtune", NODE_RUN_DIR}
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -105,7 +116,7 @@ def test_inputs_config_map_carries_the_node_config_and_prompts(cfg: RunConfig) -
     assert m.IoK8sApiCoreV1ConfigMap.from_dict(cm).to_dict() == cm
     node_cfg = validate_config(yaml.safe_load(cm["data"]["run.yaml"]))
     assert node_cfg.train.prompts == "/etc/emtune/prompts.parquet"
-    assert str(node_cfg.run.out_dir) == "/tmp/emtune/run"
+    assert str(node_cfg.run.out_dir) == NODE_RUN_DIR
     assert node_cfg.train.nodes == 2 and node_cfg.store.uri == "s3://ckpts/em"
     assert base64.b64decode(cm["binaryData"]["prompts.parquet"]) == prompts
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "u-1"
@@ -133,3 +144,81 @@ def test_zero_nodes_is_rejected_by_the_config() -> None:
 def test_trainjob_name_is_a_dns_label(run_id: str) -> None:
     name = trainjob_name(run_id)
     assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 40
+
+
+def test_a_restarted_node_resumes_from_the_store(
+    cfg: RunConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A pod the Trainer restarts reruns the TrainJob's command; emtune's CLI must read it as a resume."""
+    from emtune.cli import app
+    from emtune.train import trainer as trainer_module
+
+    command = build_trainjob(cfg, name="j", namespace="n", config_map="c").to_dict()["spec"]["trainer"]["command"]
+    assert command[:3] == ["torchrun", "-m", "emtune"]
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(dump_config(node_run_config(cfg)), encoding="utf-8")
+    args = [str(config_file) if arg == "/etc/emtune/run.yaml" else arg for arg in command[3:]]
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(run_cfg: RunConfig, resume: bool = False) -> None:
+        seen.update(resume=resume, out_dir=str(run_cfg.run.out_dir), store=run_cfg.store.uri)
+        raise Stop
+
+    monkeypatch.setattr(trainer_module, "Trainer", fake_trainer)
+    with pytest.raises(Stop):
+        app(args, standalone_mode=False)
+    assert seen == {"resume": True, "out_dir": NODE_RUN_DIR, "store": "s3://ckpts/em"}
+
+
+def test_job_is_owned_by_its_launcher_and_bounded_in_time(cfg: RunConfig) -> None:
+    job = build_trainjob(cfg, name="j", namespace="n", config_map="c", owner=owner_pod("train-pod-x", "pod-uid"))
+    body = job.to_dict()
+    assert body["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": "train-pod-x", "uid": "pod-uid"}
+    ]
+    assert body["spec"]["activeDeadlineSeconds"] == cfg.pipeline.trainjob.timeout_s
+    template = body["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
+    metadata = template["template"]["spec"]["template"]["metadata"]
+    assert metadata["labels"]["sidecar.istio.io/inject"] == "false"
+    assert metadata["annotations"]["sidecar.istio.io/inject"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, {"emptyDir": {"sizeLimit": "200Gi"}}),
+        (
+            {"checkpoint_volume": "ephemeral", "checkpoint_size": "500Gi", "checkpoint_storage_class": "fast-nvme"},
+            {
+                "ephemeral": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "storageClassName": "fast-nvme",
+                            "resources": {"requests": {"storage": "500Gi"}},
+                        }
+                    }
+                }
+            },
+        ),
+    ],
+)
+def test_node_checkpoints_live_on_a_sized_volume(settings: dict[str, str], expected: dict[str, object]) -> None:
+    cfg = load_config(None, {**TWO_NODES, **{f"pipeline.trainjob.{k}": v for k, v in settings.items()}})
+    body = build_trainjob(cfg, name="j", namespace="n", config_map="c").to_dict()
+    pod = body["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
+    volumes = {v["name"]: v for v in pod["template"]["spec"]["template"]["spec"]["volumes"]}
+    assert {k: v for k, v in volumes["emtune-run"].items() if k != "name"} == expected
+
+
+def test_secret_key_names_follow_the_config() -> None:
+    keys = {"aws_access_key_id": "access-key", "aws_secret_access_key": "secret-key", "wandb_api_key": "api-key"}
+    cfg = load_config(None, {**TWO_NODES, "pipeline.s3_secret": "team-s3", "pipeline.secret_keys": keys})
+    env = build_trainjob(cfg, name="j", namespace="n", config_map="c").to_dict()["spec"]["trainer"]["env"]
+    refs = {var["name"]: var["valueFrom"]["secretKeyRef"] for var in env if "valueFrom" in var}
+    assert refs["AWS_ACCESS_KEY_ID"] == {"name": "team-s3", "key": "access-key", "optional": True}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "team-s3", "key": "secret-key", "optional": True}
+    assert refs["WANDB_API_KEY"] == {"name": "emtune-wandb", "key": "api-key", "optional": True}

@@ -55,29 +55,76 @@ def test_committed_yaml_is_fresh(tmp_path: Path) -> None:
     )
 
 
+def train_branches(spec: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The If/Else on train.nodes: its task name, and {branch condition: train task's executor}."""
+    (name,) = [task for task in spec["root"]["dag"]["tasks"] if task.startswith("condition-branches")]
+    branches = spec["components"][f"comp-{name}"]["dag"]["tasks"]
+    found = {}
+    for branch in branches.values():
+        (train,) = spec["components"][branch["componentRef"]["name"]]["dag"]["tasks"].values()
+        component = spec["components"][train["componentRef"]["name"]]
+        found[branch["triggerPolicy"]["condition"]] = component["executorLabel"]
+    return name, found
+
+
+def in_pod_executor(spec: dict[str, Any]) -> str:
+    """The executor of the train task that trains in its own pod (train.nodes == 1)."""
+    return next(executor for condition, executor in train_branches(spec)[1].items() if condition.startswith("!"))
+
+
+def train_tasks(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        task
+        for component in spec["components"].values()
+        for task in component.get("dag", {}).get("tasks", {}).values()
+        if task["componentRef"]["name"].startswith("comp-train")
+    ]
+
+
 def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     spec, _ = compiled(tmp_path)
     assert spec["pipelineInfo"]["name"] == "emtune-pipeline"
     tasks = spec["root"]["dag"]["tasks"]
     loop, inner = loop_of(spec)
-    assert set(tasks) == {"prep", "train", loop, "report"}
+    branches, _ = train_branches(spec)
+    assert set(tasks) == {"prep", branches, loop, "report"}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
-    assert depends == {"prep": set(), "train": {"prep"}, loop: {"train"}, "report": {loop, "train"}}
+    assert depends == {"prep": set(), branches: {"prep"}, loop: {branches}, "report": {loop, branches}}
     assert set(inner) == {"evaluate"}
-    # The fan-out iterates over the train step's (checkpoint, step, benchmark) pairs...
-    assert tasks[loop]["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--train-Output"}
+    # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran...
+    items = tasks[loop]["parameterIterator"]["items"]["inputParameter"]
+    assert items.startswith(f"pipelinechannel--{branches}-") and "oneof" in items
     params = set(inner["evaluate"]["inputs"]["parameters"])
     assert params >= {"compile_time_config", "model", "step", "benchmark", "train_learning_rate"}
     # ...and the report collects every pair's results, with the training metrics.
     report_inputs = tasks["report"]["inputs"]["artifacts"]
     assert report_inputs["eval_results"]["taskOutputArtifact"]["producerTask"] == loop
-    assert report_inputs["train_metrics"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "metrics",
-        "producerTask": "train",
-    }
+    assert report_inputs["train_metrics"]["taskOutputArtifact"]["producerTask"] == branches
     report_outputs = spec["components"]["comp-report"]["outputDefinitions"]["artifacts"]
     assert report_outputs["html"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert report_outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_multi_node_launcher_pod_requests_no_gpus(tmp_path: Path, nodes: int) -> None:
+    """Whatever train.nodes was when compiled, a run with nodes > 1 takes the launcher branch (no GPUs)."""
+    eight_gpus = {"accelerator_count": 8, "cpu_request": "64", "memory_request": "900Gi"}
+    spec, platform = compiled(tmp_path, {"train.nodes": nodes, "store.uri": "s3://b/p", "pipeline.train": eight_gpus})
+    _, branches = train_branches(spec)
+    condition = "int(inputs.parameter_values['pipelinechannel--train_nodes']) > 1"
+    assert set(branches) == {condition, f"!({condition})"}
+    executors = spec["deploymentSpec"]["executors"]
+    launcher = executors[branches[condition]]["container"]["resources"]
+    in_pod = executors[branches[f"!({condition})"]]["container"]["resources"]
+    assert "accelerator" not in launcher
+    assert (launcher["resourceCpuRequest"], launcher["resourceMemoryRequest"]) == ("500m", "1Gi")
+    assert in_pod["accelerator"]["resourceCount"] == "8" and in_pod["resourceCpuRequest"] == "64"
+    # Both know their own pod, so a TrainJob they launch is owned by it.
+    for executor in branches.values():
+        assert {env["name"]: env["fieldPath"] for env in platform[executor]["fieldPathAsEnv"]} == {
+            "EMTUNE_POD_NAME": "metadata.name",
+            "EMTUNE_POD_UID": "metadata.uid",
+        }
 
 
 @pytest.mark.parametrize("parallelism", [1, 7])
@@ -93,14 +140,15 @@ def test_caching_and_retries(tmp_path: Path) -> None:
     _, inner = loop_of(spec)
     assert tasks["prep"]["cachingOptions"] == {"enableCache": True}
     assert inner["evaluate"]["cachingOptions"] == {"enableCache": True}
-    assert not tasks["train"]["cachingOptions"].get("enableCache", False)
+    for train in train_tasks(spec):
+        assert not train["cachingOptions"].get("enableCache", False)
+        assert "retryPolicy" not in train
     assert inner["evaluate"]["retryPolicy"] == {
         "backoffDuration": "30s",
         "backoffFactor": 2.0,
         "backoffMaxDuration": "3600s",
         "maxRetryCount": 3,
     }
-    assert "retryPolicy" not in tasks["train"]
 
 
 def test_accelerators_resources_images(tmp_path: Path) -> None:
@@ -113,14 +161,15 @@ def test_accelerators_resources_images(tmp_path: Path) -> None:
         },
     )
     executors = spec["deploymentSpec"]["executors"]
-    train = executors["exec-train"]["container"]
+    in_pod = in_pod_executor(spec)
+    train = executors[in_pod]["container"]
     assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert train["resources"]["accelerator"]["resourceCount"] == "8"
     assert train["resources"]["resourceMemoryLimit"] == "900Gi"
     assert executors["exec-evaluate"]["container"]["resources"]["accelerator"]["resourceType"] == "amd.com/gpu"
     assert "accelerator" not in executors["exec-prep"]["container"].get("resources", {})
     assert executors["exec-evaluate"]["container"]["image"] == "registry.example/eval:9"
-    assert executors["exec-train"]["container"]["image"].startswith("ghcr.io/emtune/emtune-train:")
+    assert executors[in_pod]["container"]["image"].startswith("ghcr.io/emtune/emtune-train:")
     for executor in executors.values():
         container = executor["container"]
         assert not container["image"].startswith("python:")  # never KFP's default image
@@ -128,21 +177,37 @@ def test_accelerators_resources_images(tmp_path: Path) -> None:
 
 
 def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
-    _, platform = compiled(tmp_path, {"pipeline.train": {"accelerator_count": 2, "shm_size": "8Gi"}})
+    spec, platform = compiled(tmp_path, {"pipeline.train": {"accelerator_count": 2, "shm_size": "8Gi"}})
+    in_pod = in_pod_executor(spec)
 
     def secrets(executor: str) -> dict[str, list[str]]:
         found = platform.get(executor, {}).get("secretAsEnv", [])
         return {s["secretName"]: sorted(k["envVar"] for k in s["keyToEnv"]) for s in found}
 
     s3 = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-    assert secrets("exec-train") == {"emtune-s3": s3, "emtune-wandb": ["WANDB_API_KEY"]}
+    for train in train_branches(spec)[1].values():
+        assert secrets(train) == {"emtune-s3": s3, "emtune-wandb": ["WANDB_API_KEY"]}
     assert secrets("exec-evaluate") == {"emtune-s3": s3}
     assert secrets("exec-prep") == {"emtune-s3": s3}
     assert secrets("exec-report") == {}
-    assert platform["exec-train"]["emptyDirMounts"] == [
+    assert platform[in_pod]["emptyDirMounts"] == [
         {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}
     ]
     assert "emptyDirMounts" not in platform.get("exec-evaluate", {})  # one accelerator: no NCCL shm needed
+
+
+def test_secret_key_names_and_one_secret_for_both(tmp_path: Path) -> None:
+    keys = {"aws_access_key_id": "ak", "aws_secret_access_key": "sk", "wandb_api_key": "wk"}
+    spec, platform = compiled(
+        tmp_path, {"pipeline.s3_secret": "creds", "pipeline.wandb_secret": "creds", "pipeline.secret_keys": keys}
+    )
+    (found,) = platform[in_pod_executor(spec)]["secretAsEnv"]
+    assert found["secretName"] == "creds"
+    assert {k["secretKey"]: k["envVar"] for k in found["keyToEnv"]} == {
+        "ak": "AWS_ACCESS_KEY_ID",
+        "sk": "AWS_SECRET_ACCESS_KEY",
+        "wk": "WANDB_API_KEY",
+    }
 
 
 def test_parameters_come_from_the_run_config_model(tmp_path: Path) -> None:
@@ -199,9 +264,11 @@ def test_every_step_gets_every_run_parameter_as_an_input_of_its_own(tmp_path: Pa
     spec, _ = compiled(tmp_path)
     names = {p.name for p in param_specs()}
     _, inner = loop_of(spec)
-    tasks = {**{name: spec["root"]["dag"]["tasks"][name] for name in ("prep", "train")}, "evaluate": inner["evaluate"]}
-    for name, task in tasks.items():
-        inputs = spec["components"][f"comp-{name}"]["inputDefinitions"]["parameters"]
+    tasks = [spec["root"]["dag"]["tasks"]["prep"], *train_tasks(spec), inner["evaluate"]]
+    assert len(tasks) == 4  # prep, the two train branches (one node / several), evaluate
+    for task in tasks:
+        name = task["componentRef"]["name"]
+        inputs = spec["components"][name]["inputDefinitions"]["parameters"]
         assert names <= set(inputs), name
         passed = task["inputs"]["parameters"]
         for param in names:

@@ -1,0 +1,119 @@
+{{/* Names, labels, images and the security settings every pod shares. */}}
+
+{{- define "emtune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "emtune.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "emtune.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "emtune.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "emtune.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "emtune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: emtune
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "dashboard") */}}
+{{- define "emtune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "emtune.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* An emtune image: (dict "ctx" $ "name" "dashboard") */}}
+{{- define "emtune.image" -}}
+{{- printf "%s/emtune-%s:%s" (trimSuffix "/" .ctx.Values.image.registry) .name (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
+{{- end }}
+
+{{- define "emtune.serviceAccount" -}}
+{{- printf "%s-%s" (include "emtune.fullname" .ctx) .role | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Secret names: the existing one when named, else the one the chart renders (or "" when neither). */}}
+{{- define "emtune.s3Secret" -}}
+{{- if .Values.secrets.s3.existingSecret }}{{ .Values.secrets.s3.existingSecret }}{{- else if .Values.secrets.s3.accessKeyId }}{{ include "emtune.fullname" . }}-s3{{- end }}
+{{- end }}
+{{- define "emtune.wandbSecret" -}}
+{{- if .Values.secrets.wandb.existingSecret }}{{ .Values.secrets.wandb.existingSecret }}{{- else if .Values.secrets.wandb.apiKey }}{{ include "emtune.fullname" . }}-wandb{{- end }}
+{{- end }}
+{{- define "emtune.kfpTokenSecret" -}}
+{{- if .Values.secrets.kfpToken.existingSecret }}{{ .Values.secrets.kfpToken.existingSecret }}{{- else if .Values.secrets.kfpToken.value }}{{ include "emtune.fullname" . }}-kfp-token{{- end }}
+{{- end }}
+{{/* The dashboard token Secret always exists with auth token: named, given, or generated once. */}}
+{{- define "emtune.dashboardTokenSecret" -}}
+{{- default (printf "%s-dashboard-token" (include "emtune.fullname" .)) .Values.secrets.dashboardToken.existingSecret }}
+{{- end }}
+
+{{/* The restricted Pod Security Standard, for every pod and container the chart creates. */}}
+{{- define "emtune.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "emtune.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{/* KFP access: the bearer token Secret, or in multi-user KFP the projected service-account token. */}}
+{{- define "emtune.kfpEnv" -}}
+- name: EMTUNE_KFP_HOST
+  value: {{ .Values.kfp.host | quote }}
+{{- if .Values.kfp.multiUser }}
+- name: EMTUNE_KFP_NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+{{- end }}
+{{- with include "emtune.kfpTokenSecret" . }}
+- name: EMTUNE_KFP_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.secrets.kfpToken.key }}
+{{- end }}
+{{- end }}
+
+{{- define "emtune.kfpTokenVolume" -}}
+{{- if .Values.kfp.multiUser }}
+- name: kfp-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          audience: pipelines.kubeflow.org
+          expirationSeconds: 7200
+{{- end }}
+{{- end }}
+
+{{- define "emtune.kfpTokenMount" -}}
+{{- if .Values.kfp.multiUser }}
+- name: kfp-token
+  mountPath: /var/run/secrets/kubeflow/pipelines
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "emtune.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
