@@ -107,6 +107,20 @@ def trainer_weights(model: torch.nn.Module, bucket_bytes: int) -> Iterator[tuple
         bucket, size = [], 0
 
 
+def refresh_tied_head(model: torch.nn.Module) -> None:
+    """Redo the kernel-format processing of a tied LM head after an in-place reload.
+
+    vLLM's reload processes a layer once all of its own weights have arrived; a head tied to the embedding
+    receives none (its weight is the embedding's, which is updated in place), so a format derived from it at
+    load time stays stale: the CPU backend's packed GEMM weights, for one. Run inside the engine's worker.
+    """
+    head = getattr(model, "lm_head", None)
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    if head is None or embed is None or getattr(head, "weight", None) is not getattr(embed, "weight", None):
+        return
+    head.quant_method.process_weights_after_loading(head)
+
+
 @contextlib.contextmanager
 def merged_adapters(model: torch.nn.Module) -> Iterator[None]:
     """A peft model's adapters folded into its base weights for the duration (no-op for a plain model)."""
@@ -207,4 +221,5 @@ class VLLMRolloutEngine:
                 "reload_weights",
                 kwargs={"weights_iterator": trainer_weights(model, self.bucket_bytes), "is_checkpoint_format": True},
             )
+        self.llm.apply_model(refresh_tied_head)
         self.llm.reset_prefix_cache()
