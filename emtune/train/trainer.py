@@ -29,7 +29,7 @@ from emtune.losses import position_entropy, reduction_terms
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train import checkpoint
 from emtune.train.batching import collate
-from emtune.train.distributed import Geometry, build_accelerator, plan_geometry, world_from_env
+from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
 from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
 from emtune.train.metrics import MetricsLog
 from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutEngine, RolloutRequest, SamplingParams, batch_seed
@@ -85,12 +85,9 @@ class Trainer:
         self.accelerator = build_accelerator(t, self.geometry)
         self.model: Any = self._load_model()  # later wrapped by accelerate (DDP, DeepSpeed engine)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps,
-            weight_decay=t.weight_decay,
-        )  # fmt: skip
-        self.scheduler = self._build_scheduler()
+        self.optimizer = build_optimizer(trainable, t, on_gpu=torch.cuda.is_available())
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.scheduler = self._build_scheduler()  # on the prepared optimizer: DeepSpeed may have built it
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.is_deepspeed = t.strategy in ("zero2", "zero3")
         self.engine = self._build_engine()
