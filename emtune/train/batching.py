@@ -21,12 +21,14 @@ class MicroBatch:
     rollout_logprobs: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> MicroBatch:
+        def move(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.to(device, non_blocking=True)
+
+        logprobs = None if self.rollout_logprobs is None else move(self.rollout_logprobs)
         return MicroBatch(
-            **{
-                name: None if tensor is None else tensor.to(device, non_blocking=True)
-                for name, tensor in vars(self).items()
-            }
-        )
+            move(self.input_ids), move(self.attention_mask), move(self.position_ids), move(self.logits_to_keep),
+            move(self.completion_mask), logprobs,
+        )  # fmt: skip
 
 
 def collate(rollouts: Sequence[Rollout], pad_id: int) -> MicroBatch:

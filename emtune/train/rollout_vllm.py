@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF
 
 
-def sampling_kwargs(params: SamplingParams, seed: int, eos_ids: Sequence[int]) -> dict[str, Any]:
+def sampling_kwargs(params: SamplingParams, seed: int, eos_ids: Iterable[int]) -> dict[str, Any]:
     """vLLM `SamplingParams` arguments for one rollout: the config's sampling, the rollout's own seed, and the
     log-prob of the sampled token (the `0` asks for no alternatives)."""
     return {
@@ -76,8 +76,8 @@ def _is_zero3(parameter: torch.Tensor) -> bool:
 
 
 def _nbytes(parameter: torch.Tensor) -> int:
-    numel = parameter.ds_numel if _is_zero3(parameter) else parameter.numel()
-    return int(numel) * parameter.element_size()
+    # A ZeRO-3 parameter holds an empty local tensor; its full size is ds_numel.
+    return int(getattr(parameter, "ds_numel", parameter.numel())) * parameter.element_size()
 
 
 def trainer_weights(model: torch.nn.Module, bucket_bytes: int) -> Iterator[tuple[str, torch.Tensor]]:
@@ -150,6 +150,7 @@ class VLLMRolloutEngine:
         seed: int,
         world_size: int,
         trust_remote_code: bool = False,
+        load_format: str = "dummy",
     ) -> None:
         if sleep and not torch.cuda.is_available():
             raise ConfigError("train.vllm_sleep needs a CUDA device; vLLM's sleep mode does not run on the CPU")
@@ -176,6 +177,9 @@ class VLLMRolloutEngine:
             "enable_sleep_mode": sleep,
             "logprobs_mode": "raw_logprobs",
             "trust_remote_code": trust_remote_code,
+            # The caller syncs the trainer's weights in before the first rollout: reading them from disk as
+            # well would only double the start-up time. `model_path` needs its config and tokenizer only.
+            "load_format": load_format,
         }
         if world_size > 1:
             # Each rank drives its own engine in its own process, in the trainer's process group.

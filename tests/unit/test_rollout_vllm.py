@@ -117,7 +117,7 @@ def test_vllm_engine_without_vllm_names_the_alternative() -> None:
         pass
     else:
         pytest.skip("vLLM is installed here; the engine itself is tested in tests/integration")
-    with pytest.raises(ConfigError, match="needs vLLM installed.*allowed here: 'hf'"):
+    with pytest.raises(ConfigError, match=r"needs vLLM installed.*allowed here: 'hf'"):
         VLLMRolloutEngine(
             "unused", eos_ids=[2], dtype="float32", max_model_len=64, max_num_seqs=4, gpu_memory_utilization=0.3,
             sleep=False, sync_bucket_mb=1, seed=0, world_size=1,
