@@ -248,14 +248,15 @@ class Trainer:
         gap_max = torch.zeros((), device=acc.device)
         grad_norm = None
         self.model.train()
-        for index, batch in enumerate(batches):
-            batch = batch.to(acc.device)
+        for index, host_batch in enumerate(batches):
+            batch = host_batch.to(acc.device)
             with acc.accumulate(self.model):
                 logits = self.model(
                     input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                     logits_to_keep=batch.logits_to_keep, use_cache=False,
                 ).logits  # fmt: skip
-                entropy = position_entropy(logits, batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
+                # The host copy of the mask: the loss reads its spans without waiting for the device.
+                entropy = position_entropy(logits, host_batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
                 numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
                 loss = (entropy * numerators).sum() * scale
                 totals[5] += (~torch.isfinite(loss.detach())).float()
