@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv vllm-venv demo dashboard test test-gpu lint docs clean
+.PHONY: venv vllm-venv demo dashboard test test-gpu bench-gpu gpu-wheels lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ dashboard: venv
 test: venv vllm-venv
 	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q
 
-test-gpu: venv
-	$(BIN)/python -m pytest -q -m gpu tests/gpu
+# On a GPU device machine (its own python with torch + transformers, nothing downloadable there): run
+# `make gpu-wheels` here first and carry .cache/gpu-wheels along; see scripts/gpu-run.sh.
+gpu-wheels:
+	scripts/gpu-run.sh --fetch
+
+test-gpu:
+	scripts/gpu-run.sh python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu
+
+# The EM step of the 1.5B and 7B shapes (random weights) vs the seed's way; figures also to $$OUT when set.
+bench-gpu:
+	scripts/gpu-run.sh python3 -m emtune.bench.gpu --json $${OUT:-.cache}/bench-gpu.json
 
 docs: venv
 	$(BIN)/emtune config docs --write README.md

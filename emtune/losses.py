@@ -31,14 +31,16 @@ def position_entropy(
 ) -> torch.Tensor:
     """Entropy of softmax(logits[b, i] / T) at each active position; zero elsewhere.
 
-    `logits` is [B, N, V] (any float dtype), `active` a bool [B, N]. Returns float32 [B, N]. Only the span of
-    each row from its first to its last active position is computed, in checkpointed float32 chunks.
+    `logits` is [B, N, V] (any float dtype), `active` a bool [B, N] on any device. Returns float32 [B, N]. Only
+    the span of each row from its first to its last active position is computed, in checkpointed float32 chunks.
     """
     batch, length, _ = logits.shape
     needs_grad = torch.is_grad_enabled() and logits.requires_grad
+    # The spans are read on the host; an `active` that lives there (the trainer's) costs no device sync.
+    host_active = active.cpu()
     rows = []
     for b in range(batch):
-        positions = active[b].nonzero().flatten()
+        positions = host_active[b].nonzero().flatten()
         if positions.numel() == 0:
             rows.append(logits.new_zeros(length, dtype=torch.float32))
             continue
@@ -52,7 +54,7 @@ def position_entropy(
                 pieces.append(_chunk_entropy(chunk, temperature))
         pieces.append(logits.new_zeros(length - stop, dtype=torch.float32))
         rows.append(torch.cat(pieces))
-    return torch.stack(rows) * active
+    return torch.stack(rows) * active.to(logits.device)
 
 
 def reduction_terms(

@@ -30,7 +30,7 @@ class StepTiming:
         return self.generated_tokens / self.seconds
 
 
-def _synchronize() -> None:
+def synchronize() -> None:
     """CUDA runs asynchronously: wait for the device before reading the clock."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -49,7 +49,7 @@ def seed_style_step(trainer: Trainer, samples: int, micro: int, measured: int | 
     prompt = torch.tensor([trainer.prompt_ids[0]] * micro, device=trainer.accelerator.device)
     width = prompt.shape[1]
     generated = 0
-    _synchronize()
+    synchronize()
     started = time.perf_counter()
     for _ in range(runs):
         model.eval()
@@ -70,7 +70,7 @@ def seed_style_step(trainer: Trainer, samples: int, micro: int, measured: int | 
         ((entropy * mask).sum() / mask.sum()).backward()
     trainer.optimizer.step()
     trainer.optimizer.zero_grad(set_to_none=True)
-    _synchronize()
+    synchronize()
     seconds, scale = time.perf_counter() - started, total / runs
     name = f"seed-style (no KV cache, micro-batch {micro})"
     if runs < total:
@@ -79,10 +79,10 @@ def seed_style_step(trainer: Trainer, samples: int, micro: int, measured: int | 
 
 
 def emtune_step(trainer: Trainer) -> StepTiming:
-    _synchronize()
+    synchronize()
     started = time.perf_counter()
     metrics = trainer.train_step(1)
-    _synchronize()
+    synchronize()
     seconds = time.perf_counter() - started
     generated = round(metrics["completion_tokens_mean"] * trainer.cfg.train.rollouts_per_step)
     return StepTiming("emtune (batched KV-cache rollouts, chunked loss)", seconds, generated)

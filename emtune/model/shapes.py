@@ -30,7 +30,9 @@ def random_model(spec: str, dtype: torch.dtype, pad_id: int, eos_id: int, seed: 
         **SHAPES[name], max_position_embeddings=4096, pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=None
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    # Initialised on the GPU when there is one: a 7B shape takes minutes to initialise on the host.
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = Qwen2ForCausalLM(config)
     model.to(dtype)  # type: ignore[arg-type]  # transformers' typed wrapper of Module.to
     model.generation_config.pad_token_id = pad_id
     model.generation_config.eos_token_id = eos_id

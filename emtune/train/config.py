@@ -40,7 +40,26 @@ class TrainConfig(Section):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold of the rollouts.")
     top_k: int = Field(0, ge=0, description="Top-k filter of the rollouts; 0 disables it.")
     repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty of the rollouts (1.0: none).")
-    rollout_engine: Literal["hf"] = Field("hf", description="Engine that samples rollouts.")
+    rollout_engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Engine that samples rollouts: 'hf' (transformers generate on the training model) or 'vllm' "
+        "(a vLLM engine in the training process, sharing its GPU, weights pushed in after every update).",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1, description="vllm engine: fraction of the GPU's memory it may take (the trainer shares it)."
+    )
+    vllm_sleep: bool = Field(
+        False, description="vllm engine: sleep (level 1: weights to CPU, KV cache freed) while the loss runs."
+    )
+    vllm_sync_bucket_mb: int = Field(
+        512, ge=1, description="vllm engine: weights are gathered and loaded in buckets of about this size."
+    )
+    max_logprob_gap: float = Field(
+        0.1,
+        ge=0,
+        description="Fail the run when the rollout engine's sampled-token log-probs differ from the trainer's by "
+        "more than this (mean |difference| per token, nats): a stale weight sync; 0 disables the check.",
+    )
     static_cache: Literal["auto", "on", "off"] = Field(
         "auto", description="Static KV cache with compiled decoding; 'auto' uses it on CUDA only."
     )
@@ -77,6 +96,8 @@ class TrainConfig(Section):
             raise ValueError(f"offload_optimizer needs strategy zero2 or zero3, not {self.strategy!r}")
         if self.offload_params and self.strategy != "zero3":
             raise ValueError(f"offload_params needs strategy zero3, not {self.strategy!r}")
+        if self.vllm_sleep and self.rollout_engine != "vllm":
+            raise ValueError(f"vllm_sleep needs rollout_engine 'vllm', not {self.rollout_engine!r}")
         if self.lora.enabled and self.strategy == "zero3":
             raise ValueError("lora.enabled is supported with strategy none, ddp or zero2, not 'zero3'")
         if self.samples_per_prompt is not None and self.rollouts_per_step % self.samples_per_prompt:

@@ -40,28 +40,58 @@ def plan_geometry(cfg: TrainConfig, world_size: int, rank: int) -> Geometry:
     return Geometry(world_size, rank, per_rank, per_rank // cfg.micro_batch_size)
 
 
-def deepspeed_config(cfg: TrainConfig, geometry: Geometry) -> dict[str, Any]:
+def uses_deepspeed_adam(cfg: TrainConfig, on_gpu: bool) -> bool:
+    """Optimizer offload on GPU nodes runs DeepSpeed's CPU Adam (vectorised C++ on the host, what the anchors
+    use); a torch AdamW stepping over host tensors is several times slower. On CPU-only machines the torch
+    AdamW stays: nothing is offloaded there, and CPU Adam would need a compiled op."""
+    return on_gpu and cfg.offload_optimizer and cfg.strategy in ("zero2", "zero3")
+
+
+def build_optimizer(parameters: list[torch.nn.Parameter], cfg: TrainConfig, on_gpu: bool) -> Any:
+    """A torch AdamW, or the placeholder from which accelerate has DeepSpeed build its CPU Adam."""
+    if uses_deepspeed_adam(cfg, on_gpu):
+        from accelerate.utils import DummyOptim
+
+        return DummyOptim(parameters, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(
+        parameters, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+
+
+def deepspeed_config(cfg: TrainConfig, geometry: Geometry, on_gpu: bool) -> dict[str, Any]:
     stage = {"zero2": 2, "zero3": 3}[cfg.strategy]
-    zero: dict[str, Any] = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
+    # overlap_comm overlaps the gradient reduce-scatter with backward on GPU streams; on CPU (gloo) there is
+    # no second stream to overlap on and it only costs memory.
+    zero: dict[str, Any] = {"stage": stage, "overlap_comm": on_gpu, "contiguous_gradients": True}
     if cfg.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     if cfg.offload_params:
         zero["offload_param"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     if stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
-    return {
+    config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": geometry.micro_batches_per_rank,
         "train_batch_size": cfg.rollouts_per_step,
         "gradient_clipping": cfg.grad_clip,
         "bf16": {"enabled": cfg.precision == "bf16"},
         "zero_optimization": zero,
-        # We bring a torch AdamW; DeepSpeed's fused CPU Adam would need a compiled op.
+        # Elsewhere we bring a torch AdamW (see uses_deepspeed_adam).
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 1_000_000,
         "wall_clock_breakdown": False,
     }
+    if uses_deepspeed_adam(cfg, on_gpu):
+        config["optimizer"] = {
+            "type": "AdamW",
+            "params": {
+                "lr": cfg.learning_rate, "betas": [cfg.adam_beta1, cfg.adam_beta2], "eps": cfg.adam_eps,
+                "weight_decay": cfg.weight_decay,
+            },
+        }  # fmt: skip
+    return config
 
 
 def _ensure_single_process_rendezvous() -> None:
@@ -97,7 +127,7 @@ def build_accelerator(cfg: TrainConfig, geometry: Geometry) -> Any:
         if on_cpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         _ensure_single_process_rendezvous()
-        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(cfg, geometry))
+        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=deepspeed_config(cfg, geometry, on_gpu=not on_cpu))
     # accelerate keeps its state in process-wide singletons; a second run in the same process (tests, the
     # dashboard) with other settings must start from a clean one. The process group itself is kept.
     from accelerate.state import AcceleratorState, GradientState

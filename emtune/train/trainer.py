@@ -26,12 +26,13 @@ from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
 from emtune.losses import position_entropy, reduction_terms
-from emtune.model.loading import load_model, load_tokenizer
+from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train import checkpoint
 from emtune.train.batching import collate
-from emtune.train.distributed import Geometry, build_accelerator, plan_geometry, world_from_env
+from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
+from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
 from emtune.train.metrics import MetricsLog
-from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutRequest, SamplingParams, batch_seed
+from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutEngine, RolloutRequest, SamplingParams, batch_seed
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +85,17 @@ class Trainer:
         self.accelerator = build_accelerator(t, self.geometry)
         self.model: Any = self._load_model()  # later wrapped by accelerate (DDP, DeepSpeed engine)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_eps,
-            weight_decay=t.weight_decay,
-        )  # fmt: skip
-        self.scheduler = self._build_scheduler()
+        self.optimizer = build_optimizer(trainable, t, on_gpu=torch.cuda.is_available())
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.scheduler = self._build_scheduler()  # on the prepared optimizer: DeepSpeed may have built it
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.is_deepspeed = t.strategy in ("zero2", "zero3")
-        self.engine = HFRolloutEngine(
-            self.accelerator.unwrap_model(self.model),
-            eos_ids=self._eos_ids(),
-            pad_id=self.tokenizer.pad_token_id,
-            static_cache=t.static_cache == "on" or (t.static_cache == "auto" and torch.cuda.is_available()),
-            synced_gpus=t.strategy == "zero3" and self.geometry.world_size > 1,
-        )
+        self.engine = self._build_engine()
         self.params = SamplingParams(t.temperature, t.top_p, t.top_k, t.repetition_penalty, t.max_new_tokens)
         self.run_id = uuid.uuid4().hex[:12]
         self.start_step = self._restore() if resume else 0
+        # An engine with its own weights starts from the trainer's: a resumed step, or weights made in memory.
+        self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
         self.pusher = self._open_pusher()
 
     # ----------------------------------------------------------------------------------------- set-up
@@ -117,6 +111,30 @@ class Trainer:
                 )
             encoded.append(ids)
         return encoded
+
+    def _build_engine(self) -> RolloutEngine:
+        t = self.cfg.train
+        if t.rollout_engine == "vllm":
+            from emtune.train.rollout_vllm import VLLMRolloutEngine
+
+            dtype = self.cfg.model.dtype
+            if dtype == "auto":
+                dtype = "bfloat16" if t.precision == "bf16" else "float32"
+            return VLLMRolloutEngine(
+                resolve_model(self.cfg.model.path), eos_ids=self._eos_ids(), dtype=dtype,
+                max_model_len=t.max_prompt_tokens + t.max_new_tokens, max_num_seqs=t.rollout_batch_size,
+                gpu_memory_utilization=t.vllm_gpu_memory_utilization, sleep=t.vllm_sleep,
+                sync_bucket_mb=t.vllm_sync_bucket_mb, seed=self.cfg.run.seed, world_size=self.geometry.world_size,
+                trust_remote_code=self.cfg.model.trust_remote_code,
+            )  # fmt: skip
+        return HFRolloutEngine(
+            self.accelerator.unwrap_model(self.model),
+            eos_ids=self._eos_ids(),
+            pad_id=self.tokenizer.pad_token_id,
+            static_cache=t.static_cache == "on" or (t.static_cache == "auto" and torch.cuda.is_available()),
+            zero3_engine=self.model if t.strategy == "zero3" else None,
+            multi_rank=self.geometry.world_size > 1,
+        )
 
     def _eos_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -225,46 +243,51 @@ class Trainer:
         # Gradients are averaged over ranks and (by accelerate/DeepSpeed) divided by the accumulation steps:
         # scaling by both makes the update the exact mean over every rollout of the step.
         scale = g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
-        totals = torch.zeros(4, device=acc.device)  # loss, entropy sum, active tokens, finished sequences
+        # loss, entropy sum, active tokens, finished sequences, |log-prob gap| sum, non-finite losses
+        totals = torch.zeros(6, device=acc.device)
+        gap_max = torch.zeros((), device=acc.device)
         grad_norm = None
         self.model.train()
-        for batch in batches:
-            batch = batch.to(acc.device)
+        for index, host_batch in enumerate(batches):
+            batch = host_batch.to(acc.device)
             with acc.accumulate(self.model):
                 logits = self.model(
                     input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                     logits_to_keep=batch.logits_to_keep, use_cache=False,
                 ).logits  # fmt: skip
-                entropy = position_entropy(logits, batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
+                # The host copy of the mask: the loss reads its spans without waiting for the device.
+                entropy = position_entropy(logits, host_batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
                 numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
                 loss = (entropy * numerators).sum() * scale
-                # Every rank learns of a non-finite loss on any rank, so all stop together instead of
-                # the healthy ones waiting forever in the gradient all-reduce.
-                bad = (~torch.isfinite(loss.detach())).float()
-                if g.world_size > 1:
-                    bad = acc.reduce(bad, "sum")
-                if bad.item() > 0:
-                    raise TrainingError(
-                        f"loss is {loss.item()} at step {step} (rank {g.rank}); lower train.learning_rate or "
-                        "check the model"
-                    )
+                totals[5] += (~torch.isfinite(loss.detach())).float()
+                if index == len(batches) - 1:
+                    # One host sync per step, before the update (DeepSpeed steps inside the last backward).
+                    self._stop_on_nonfinite_loss(totals[5], step)
                 acc.backward(loss)
                 if acc.sync_gradients and t.grad_clip > 0 and not self.is_deepspeed:
                     grad_norm = acc.clip_grad_norm_(self.model.parameters(), t.grad_clip)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            totals += torch.stack([
-                loss.detach() / g.micro_batches_per_rank / g.world_size,
-                entropy.detach().sum(),
-                batch.completion_mask.sum().float(),
-                torch.tensor(0.0, device=acc.device),
-            ])  # fmt: skip
+            totals[0] += loss.detach() / g.micro_batches_per_rank / g.world_size
+            totals[1] += entropy.detach().sum()
+            totals[2] += batch.completion_mask.sum()
+            if batch.rollout_logprobs is not None:
+                tokens = batch.input_ids[:, -logits.shape[1] :]
+                gap = (sampled_logprobs(logits, tokens, t.loss_chunk_tokens) - batch.rollout_logprobs).abs()
+                gap = gap * batch.completion_mask
+                totals[4] += gap.sum()
+                gap_max = torch.maximum(gap_max, gap.max())
         totals[3] = sum(r.finished for r in rollouts)
         if self.is_deepspeed:
             grad_norm = self.model.get_global_grad_norm()
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
+        # The engine samples the next step with the weights this update produced.
+        self.engine.sync_weights(acc.unwrap_model(self.model))
         totals = acc.reduce(totals, "sum")
+        with_gap = all(r.logprobs is not None for r in rollouts)
+        if with_gap and g.world_size > 1:
+            gap_max = acc.gather(gap_max.reshape(1)).max()
         elapsed = time.perf_counter() - started
         generated = float(totals[2])
         return {
@@ -275,10 +298,23 @@ class Trainer:
             "finished_fraction": float(totals[3]) / t.rollouts_per_step,
             "lr": lr,
             "grad_norm": None if grad_norm is None else float(grad_norm),
+            "logprob_gap": float(totals[4]) / max(generated, 1.0) if with_gap else None,
+            "logprob_gap_max": float(gap_max) if with_gap else None,
             "tokens_per_s": generated / elapsed,
             "sample_s": sampled - started,
             "step_s": elapsed,
         }
+
+    def _stop_on_nonfinite_loss(self, nonfinite: torch.Tensor, step: int) -> None:
+        """Every rank learns of a non-finite loss on any rank, so all stop together instead of the healthy
+        ones waiting forever in the gradient all-reduce."""
+        if self.geometry.world_size > 1:
+            nonfinite = self.accelerator.reduce(nonfinite, "sum")
+        if nonfinite.item() > 0:
+            raise TrainingError(
+                f"loss is not finite at step {step} (in {int(nonfinite.item())} micro-batches); lower "
+                "train.learning_rate or check the model"
+            )
 
     # ------------------------------------------------------------------------------------- checkpoints
     def save(self, step: int, metrics: dict[str, Any]) -> Path:
@@ -338,6 +374,7 @@ class Trainer:
                     metrics_log.write(metrics)
                 if on_step is not None:
                     on_step(metrics)
+                check_logprob_gap(metrics, t.max_logprob_gap)  # after the line is logged: the gap stays on record
                 if step == t.max_steps or (t.save_every and step % t.save_every == 0):
                     folder = self.save(step, metrics)
                     result.steps.append(step)

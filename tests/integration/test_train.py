@@ -174,7 +174,7 @@ def test_non_finite_loss_stops_without_a_complete_step(tmp_path: Path, tiny_mode
     broken = tmp_path / "nan-model"
     model.save_pretrained(broken)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(broken)
-    with pytest.raises(TrainingError, match="loss is nan at step 1"):
+    with pytest.raises(TrainingError, match="loss is not finite at step 1"):
         run(
             tiny_config(
                 tmp_path / "run", **{"model.path": str(broken), "train.save_every": 1, "train.loss_temperature": 1e-3}
