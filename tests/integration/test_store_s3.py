@@ -40,10 +40,12 @@ def test_endpoint_comes_from_aws_endpoint_url_s3(s3_server, s3_bucket, make_step
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
     cfg = StoreConfig(path_style=True)  # no endpoint_url: boto3 reads the environment
 
-    open_store(f"s3://{s3_bucket}/env", cfg).push(make_step_dir(1), 1, run_id="r", config_hash="c", metrics={})
+    store = open_store(f"s3://{s3_bucket}/env", cfg)
+    store.push(make_step_dir(1), 1, run_id="r", config_hash="c", metrics={}, with_state=True)
 
     assert fetch_latest(f"s3://{s3_bucket}/env", cfg, tmp_path / "resumed") == tmp_path / "resumed" / "step-1"
     assert (tmp_path / "resumed" / "step-1" / "checkpoint.json").is_file()
+    assert (tmp_path / "resumed" / "step-1" / "trainer_state" / "state.json").is_file()
 
 
 def test_checksum_compat_mode_round_trips(s3_server, s3_store_config, s3_bucket, make_step_dir, tmp_path):
