@@ -115,8 +115,8 @@ def test_a_step_sealed_before_a_sigkill_reaches_the_store_on_resume(s3_server, s
     _, stderr = resumed.communicate(timeout=240)
 
     assert resumed.returncode == 0, stderr
-    assert "pushing steps" in stderr and "before training on" in stderr
     assert store.complete_steps() == [1, 2, 3]
+    assert "pushing steps" in stderr and "before training on" in stderr
     local = {path.relative_to(run_dir / "step-2").as_posix() for path in (run_dir / "step-2").rglob("*")}
     pushed = {entry.path for entry in store.read_manifest(2).files}
     assert pushed == {path for path in local if (run_dir / "step-2" / path).is_file() and "trainer_state" not in path}
