@@ -151,3 +151,25 @@ def bench_store(
             f"{row.pull_mbps / row.get_mbps:.2f}",
         )  # fmt: skip
     _out.print(table)
+
+
+@bench_app.command("ckpt-bytes")
+def bench_ckpt_bytes(
+    steps: Annotated[int, typer.Option(min=1, help="Steps of the tiny model to train, each saved.")] = 4,
+    state_every: Annotated[int, typer.Option(min=0, help="store.state_every of the pushes (0: final step).")] = 0,
+) -> None:
+    """Bytes pushed and pulled per step for the tiny model: whole step folders (before) vs the store now."""
+    from emtune.bench.ckpt_bytes import run_bench
+
+    rows = run_bench(steps=steps, state_every=state_every)
+    table = Table(
+        "step", "step folder (pushed = pulled before)", "pushed now", "pulled now (evaluation)",
+        title=f"emtune bench ckpt-bytes: tiny model, {steps} steps, store.state_every {state_every}",
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(str(row.step), f"{row.folder:,}", f"{row.pushed:,}", f"{row.pulled:,}")
+    before = sum(row.folder for row in rows)
+    pushed, pulled = sum(row.pushed for row in rows), sum(row.pulled for row in rows)
+    table.add_row("all", f"{before:,}", f"{pushed:,}", f"{pulled:,}", end_section=True)
+    _out.print(table)
+    _out.print(f"pushed: {before / pushed:.2f}x fewer bytes   pulled per evaluated step: {before / pulled:.2f}x fewer")

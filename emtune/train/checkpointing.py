@@ -40,6 +40,11 @@ PROMPTS_KEY = "prompts (sha256 of the encoded prompts)"
 KEEP_LAST_WITH_STORE = 2
 
 
+def pushes_state(step: int, max_steps: int, state_every: int) -> bool:
+    """Whether step's resume state goes to the store: the final step's, and every `state_every`-th step's."""
+    return step == max_steps or bool(state_every and step % state_every == 0)
+
+
 def hyperparameters(cfg: RunConfig, prompt_ids: list[list[int]]) -> dict[str, Any]:
     """What a resumed run must share with the run it continues, by dotted key."""
     values = {f"train.{key}": value for key, value in _flatten(cfg.train.model_dump(mode="json")).items()}
@@ -197,8 +202,7 @@ class Checkpointer:
             self.pusher.wait()
 
     def _state_wanted(self, step: int) -> bool:
-        every = self.cfg.store.state_every
-        return step == self.cfg.train.max_steps or bool(every and step % every == 0)
+        return pushes_state(step, self.cfg.train.max_steps, self.cfg.store.state_every)
 
     def _submit(self, folder: Path, step: int, marker: dict[str, Any], with_state: bool) -> None:
         self.pusher.submit(
