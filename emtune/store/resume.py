@@ -24,13 +24,14 @@ def fetch_latest(uri: str, cfg: StoreConfig, local_run_dir: Path) -> Path | None
     if step is None:
         log.info("store %s holds no complete step to resume from", store.root_uri)
         return None
-    if store.read_manifest(step).kind == "model":
+    manifest = store.read_manifest(step)
+    if manifest.kind == "model":
         raise StoreError(
             f"the newest step in {store.root_uri}, step {step}, is model-only (pushed from a folder without "
             "checkpoint.json) and cannot be resumed; train from its weights as a new run with "
             f"--model {store.step_uri(step)} --out NEW_FOLDER"
         )
-    if not store.has_state(step) and not store.read_manifest(step).files_under_state():
+    if not store.has_state(step) and not manifest.files_under_state():
         raise StoreError(
             f"the newest step in {store.root_uri}, step {step}, has no resume state (store.state_every decides "
             "which steps keep it); resume from the local run folder, or train from its weights as a new run with "

@@ -186,7 +186,7 @@ class Checkpointer:
             keep_state=self.cfg.train.keep_state,
         )  # fmt: skip
         local = checkpoint.complete_steps(self.run_dir)
-        if self.cfg.store.keep_last:  # steps store retention would remove at once are not pushed again
+        if local and self.cfg.store.keep_last:  # steps store retention would remove at once are not pushed again
             newest = sorted(set(local) | set(self.store.complete_steps()))[-self.cfg.store.keep_last :]
             local = [step for step in local if step >= newest[0]]
         missing = []
