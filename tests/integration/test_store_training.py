@@ -76,6 +76,10 @@ def test_training_pushes_every_step_and_resumes_from_the_store(
     )
 
     assert second.steps == [4, 5]  # carried on after the newest step in the store
+    # Exactly: the same losses as a run that was never interrupted.
+    reference = trainer.run(tiny_config(tmp_path / "reference", uri.replace("tiny", "reference"),
+                                        s3_server.endpoint_url, max_steps=5))  # fmt: skip
+    assert [m["loss"] for m in second.metrics] == pytest.approx([m["loss"] for m in reference.metrics[3:]], rel=1e-6)
     # step-3 was pulled back and trained on; with a store, the run folder keeps its newest 2 steps.
     assert checkpoint.complete_steps(run_dir) == [4, 5]
     assert [checkpoint.has_state(run_dir / f"step-{step}") for step in (4, 5)] == [False, True]  # keep_state 1
