@@ -11,6 +11,7 @@ from rich.table import Table
 
 from emtune.cli.app import ConfigOption, SetOption, app, build_config
 from emtune.cli.bench import bench_app
+from emtune.store import CheckpointStore, StepListing
 from emtune.store.config import StoreConfig
 
 ckpt_app = typer.Typer(
@@ -64,7 +65,8 @@ def pull(
 
 @ckpt_app.command("ls")
 def ls(uri: RunUri, endpoint_url: EndpointOption = None, config: ConfigOption = None, sets: SetOption = None) -> None:
-    """List the steps in a store, complete (with a manifest) or not."""
+    """List the steps in a store, complete (with a manifest) or not; resumable ones keep their resume state,
+    model-only ones were pushed from a plain model folder."""
     from emtune.store.ops import list_uri
 
     store, listing = list_uri(uri, _store_config(config, sets, endpoint_url))
@@ -72,10 +74,21 @@ def ls(uri: RunUri, endpoint_url: EndpointOption = None, config: ConfigOption = 
     # Plain lines, one per step, so scripts can read them.
     for entry in listing:
         state = "complete" if entry.complete else "incomplete"
+        kind = _kind(store, entry)
         mark = "  latest" if entry.step == latest else ""
         typer.echo(
-            f"{store.step_uri(entry.step)}  {state:<10}  {entry.files:>4} files  {entry.bytes / 1e6:>10.1f} MB{mark}"
+            f"{store.step_uri(entry.step)}  {state:<10}  {kind:<10}  {entry.files:>4} files  "
+            f"{entry.bytes / 1e6:>10.1f} MB{mark}"
         )
+
+
+def _kind(store: CheckpointStore, entry: StepListing) -> str:
+    """resumable: its resume state is kept; model: a trainer's step without it; model-only: a plain model."""
+    if not entry.complete:
+        return ""
+    if entry.state:
+        return "resumable"
+    return "model-only" if store.read_manifest(entry.step).kind == "model" else "model"
 
 
 @ckpt_app.command("verify")
@@ -138,3 +151,25 @@ def bench_store(
             f"{row.pull_mbps / row.get_mbps:.2f}",
         )  # fmt: skip
     _out.print(table)
+
+
+@bench_app.command("ckpt-bytes")
+def bench_ckpt_bytes(
+    steps: Annotated[int, typer.Option(min=1, help="Steps of the tiny model to train, each saved.")] = 4,
+    state_every: Annotated[int, typer.Option(min=0, help="store.state_every of the pushes (0: final step).")] = 0,
+) -> None:
+    """Bytes pushed and pulled per step for the tiny model: whole step folders (before) vs the store now."""
+    from emtune.bench.ckpt_bytes import run_bench
+
+    rows = run_bench(steps=steps, state_every=state_every)
+    table = Table(
+        "step", "step folder (pushed = pulled before)", "pushed now", "pulled now (evaluation)",
+        title=f"emtune bench ckpt-bytes: tiny model, {steps} steps, store.state_every {state_every}",
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(str(row.step), f"{row.folder:,}", f"{row.pushed:,}", f"{row.pulled:,}")
+    before = sum(row.folder for row in rows)
+    pushed, pulled = sum(row.pushed for row in rows), sum(row.pulled for row in rows)
+    table.add_row("all", f"{before:,}", f"{pushed:,}", f"{pulled:,}", end_section=True)
+    _out.print(table)
+    _out.print(f"pushed: {before / pushed:.2f}x fewer bytes   pulled per evaluated step: {before / pulled:.2f}x fewer")

@@ -1,14 +1,17 @@
 """The checkpoint-store protocol, written once over a handful of storage primitives.
 
-Layout under a store root: `step-N/<files...>`, then `step-N/manifest.json` once every file is in place,
-then `latest` (the newest committed step number). A step without a manifest is incomplete: it is never
-listed as complete, resumed from or evaluated.
+Layout under a store root: `step-N/<model files...>`, then `step-N/manifest.json` once every file is in
+place, then `latest` (the newest committed step number). A step without a manifest is incomplete: it is
+never listed as complete, resumed from or evaluated. A step's resume state (optimizer, scheduler, RNG, data
+position) is a file set of its own under `state/step-N/`, committed by its own manifest before the step's:
+evaluation never moves it, and only the newest steps keep it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +19,16 @@ from typing import Any
 
 from emtune.errors import StoreError
 from emtune.fsutil import atomic_dir
+from emtune.store.layout import STATE_DIR, is_state_path
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest"
+STATE_PREFIX = "state"
+PROBE_PREFIX = ".emtune-probe"
 _MANIFEST_KEY = re.compile(rf"^step-(\d+)/{re.escape(MANIFEST)}$")
+_STATE_MANIFEST_KEY = re.compile(rf"^{STATE_PREFIX}/step-(\d+)/{re.escape(MANIFEST)}$")
 _STEP_KEY = re.compile(r"^step-(\d+)/")
 
 
@@ -30,16 +37,26 @@ class PushResult:
     uri: str
     uploaded: int  # files sent
     skipped: int  # files already present with the same sha256
-    uploaded_bytes: int
+    uploaded_bytes: int  # model and resume state together
     already_complete: bool  # the step was committed before this push, with the same files
+    state_bytes: int = 0  # the resume state's share of uploaded_bytes
 
 
 @dataclass(frozen=True)
 class StepListing:
     step: int
     complete: bool
-    files: int  # objects present under the step, manifest included
+    files: int  # objects present under the step, manifest included (resume state not counted)
     bytes: int
+    state: bool = False  # the step's resume state is committed too
+
+
+@dataclass(frozen=True)
+class _SetResult:
+    uploaded: int
+    skipped: int
+    sent_bytes: int
+    already_complete: bool
 
 
 class CheckpointStore(ABC):
@@ -96,12 +113,19 @@ class CheckpointStore(ABC):
     def step_uri(self, step: int) -> str:
         return self.uri_of(self.step_key(step))
 
+    @classmethod
+    def state_key(cls, step: int) -> str:
+        return f"{STATE_PREFIX}/{cls.step_key(step)}"
+
     # ---------------------------------------------------------------------------------- reading
     def listing(self) -> list[StepListing]:
         """Every step with anything in the store, complete or not, ascending."""
         per_step: dict[int, list[int]] = {}
         complete: set[int] = set()
+        with_state: set[int] = set()
         for key, size in self._list("").items():
+            if match := _STATE_MANIFEST_KEY.match(key):
+                with_state.add(int(match.group(1)))
             match = _STEP_KEY.match(key)
             if not match:
                 continue
@@ -109,10 +133,28 @@ class CheckpointStore(ABC):
             per_step.setdefault(step, []).append(size)
             if _MANIFEST_KEY.match(key):
                 complete.add(step)
-        return [StepListing(s, s in complete, len(sizes), sum(sizes)) for s, sizes in sorted(per_step.items())]
+        return [
+            StepListing(s, s in complete, len(sizes), sum(sizes), s in with_state)
+            for s, sizes in sorted(per_step.items())
+        ]
+
+    def exists(self) -> bool:
+        """Whether anything is stored under the root (a store is created by its first push)."""
+        return bool(self._list(""))
 
     def complete_steps(self) -> list[int]:
         return sorted(int(m.group(1)) for key in self._list("") if (m := _MANIFEST_KEY.match(key)))
+
+    def state_steps(self) -> list[int]:
+        """Steps whose resume state is committed, ascending."""
+        keys = self._list(f"{STATE_PREFIX}/")
+        return sorted(int(m.group(1)) for key in keys if (m := _STATE_MANIFEST_KEY.match(key)))
+
+    def is_complete(self, step: int) -> bool:
+        return self._get_bytes(f"{self.step_key(step)}/{MANIFEST}") is not None
+
+    def has_state(self, step: int) -> bool:
+        return self._get_bytes(f"{self.state_key(step)}/{MANIFEST}") is not None
 
     def latest(self) -> int | None:
         """The newest complete step: the `latest` pointer when its manifest exists, else a listing."""
@@ -128,8 +170,8 @@ class CheckpointStore(ABC):
             raise StoreError(f"step {step} in {self.root_uri} has no {MANIFEST}: it is missing or incomplete")
         return manifest
 
-    def _manifest_or_none(self, step: int) -> Manifest | None:
-        key = f"{self.step_key(step)}/{MANIFEST}"
+    def _manifest_or_none(self, step: int, key_prefix: str | None = None) -> Manifest | None:
+        key = f"{key_prefix or self.step_key(step)}/{MANIFEST}"
         raw = self._get_bytes(key)
         if raw is None:
             return None
@@ -137,6 +179,15 @@ class CheckpointStore(ABC):
         if manifest.step != step:
             raise StoreError(f"manifest {self.uri_of(key)} names step {manifest.step}, expected {step}")
         return manifest
+
+    def probe(self) -> None:
+        """Write, read back and delete a small object: a store that cannot take checkpoints fails now."""
+        key = f"{PROBE_PREFIX}/{uuid.uuid4().hex}"
+        payload = b"emtune store probe\n"
+        self._put_bytes(key, payload)
+        if self._get_bytes(key) != payload:
+            raise StoreError(f"{self.root_uri} did not return the probe object {key} that was just written to it")
+        self._delete([key])
 
     def _read_pointer(self) -> int | None:
         raw = self._get_bytes(LATEST)
@@ -149,24 +200,55 @@ class CheckpointStore(ABC):
             return None
 
     # ----------------------------------------------------------------------------------- push
-    def push(self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any]) -> str:
+    def push(
+        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
+        kind: str = "step", with_state: bool = False,
+    ) -> str:  # fmt: skip
         """Upload a local step folder and commit it; returns the step's URI."""
-        return self.upload_step(local_step_dir, step, run_id=run_id, config_hash=config_hash, metrics=metrics).uri
+        return self.upload_step(
+            local_step_dir, step, run_id=run_id, config_hash=config_hash, metrics=metrics, kind=kind,
+            with_state=with_state,
+        ).uri  # fmt: skip
 
     def upload_step(
-        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any]
-    ) -> PushResult:
-        """Files (skipping those already present with the same sha256), then the manifest, then `latest`."""
-        entries = scan_step_dir(local_step_dir)
-        manifest = Manifest(step, run_id, config_hash, [entry for _, entry in entries], metrics)
-        uri = self.step_uri(step)
-        committed = self._manifest_or_none(step)
-        if committed is not None:
-            self._check_same(committed, manifest)
-            log.info("%s is already complete with the same files; nothing to push", uri)
-            return PushResult(uri, 0, len(entries), 0, already_complete=True)
+        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
+        kind: str = "step", with_state: bool = False,
+    ) -> PushResult:  # fmt: skip
+        """The model files (never `trainer_state/`), their manifest, then `latest`; resume state first if asked.
 
-        prefix = f"{self.step_key(step)}/"
+        The state goes first so that a step whose manifest exists has its state complete too, when it has one.
+        """
+        local_step_dir = Path(local_step_dir)
+        state = _SetResult(0, 0, 0, True)
+        if with_state:
+            state_entries = scan_step_dir(local_step_dir / STATE_DIR)
+            state_manifest = Manifest(step, run_id, config_hash, [e for _, e in state_entries], {}, kind="state")
+            state = self._upload_set(self.state_key(step), state_entries, state_manifest)
+        entries = scan_step_dir(local_step_dir, skip_state=True)
+        manifest = Manifest(step, run_id, config_hash, [entry for _, entry in entries], metrics, kind=kind)
+        model = self._upload_set(self.step_key(step), entries, manifest)
+        self._advance_pointer(step)
+        uri = self.step_uri(step)
+        if model.already_complete and state.already_complete:
+            log.info("%s is already complete with the same files; nothing to push", uri)
+        else:
+            log.info(
+                "pushed %s%s: %d files sent (%.1f MB), %d already present",
+                uri, " with its resume state" if with_state else "", model.uploaded + state.uploaded,
+                (model.sent_bytes + state.sent_bytes) / 1e6, model.skipped + state.skipped,
+            )  # fmt: skip
+        return PushResult(
+            uri, model.uploaded + state.uploaded, model.skipped + state.skipped,
+            model.sent_bytes + state.sent_bytes, model.already_complete and state.already_complete, state.sent_bytes,
+        )  # fmt: skip
+
+    def _upload_set(self, key_prefix: str, entries: list[tuple[Path, FileEntry]], manifest: Manifest) -> _SetResult:
+        """Files (skipping those already present with the same sha256), then the set's manifest."""
+        committed = self._manifest_or_none(manifest.step, key_prefix)
+        if committed is not None:
+            self._check_same(committed, manifest, key_prefix)
+            return _SetResult(0, len(entries), 0, already_complete=True)
+        prefix = f"{key_prefix}/"
         present = self._list(prefix)
         todo = [
             (path, prefix + entry.path, entry)
@@ -178,23 +260,17 @@ class CheckpointStore(ABC):
         ]
         self._upload(todo)
         if not self._put_bytes(prefix + MANIFEST, manifest.to_json().encode(), if_absent=True):
-            # Another writer committed this step between our check and our manifest.
-            self._check_same(self.read_manifest(step), manifest)
-        self._advance_pointer(step)
+            # Another writer committed this set between our check and our manifest.
+            raced = self._manifest_or_none(manifest.step, key_prefix)
+            if raced is not None:
+                self._check_same(raced, manifest, key_prefix)
         sent = sum(entry.size for _, _, entry in todo)
-        log.info(
-            "pushed %s: %d files sent (%.1f MB), %d already present",
-            uri,
-            len(todo),
-            sent / 1e6,
-            len(entries) - len(todo),
-        )
-        return PushResult(uri, len(todo), len(entries) - len(todo), sent, already_complete=False)
+        return _SetResult(len(todo), len(entries) - len(todo), sent, already_complete=False)
 
-    def _check_same(self, committed: Manifest, ours: Manifest) -> None:
+    def _check_same(self, committed: Manifest, ours: Manifest, key_prefix: str) -> None:
         if not committed.same_files(ours):
             raise StoreError(
-                f"{self.step_uri(ours.step)} is already committed by run {committed.run_id!r} with different files; "
+                f"{self.uri_of(key_prefix)} is already committed by run {committed.run_id!r} with different files; "
                 "refusing to overwrite it (push to another prefix or remove that step first)"
             )
 
@@ -204,40 +280,62 @@ class CheckpointStore(ABC):
             self._put_bytes(LATEST, f"{step}\n".encode())
 
     # ----------------------------------------------------------------------------------- pull
-    def pull(self, step: int, local_dir: Path) -> Path:
-        """Download a complete step into `local_dir` (replaced whole), every file checked against its manifest."""
+    def pull(self, step: int, local_dir: Path, *, with_state: bool = False) -> Path:
+        """Download a complete step's model files into `local_dir` (replaced whole), each checked against its
+        manifest; with `with_state`, its resume state too, into `trainer_state/`."""
         manifest = self.read_manifest(step)
         prefix = f"{self.step_key(step)}/"
-        self._check_present(manifest, self._list(prefix))
+        # Steps pushed before resume state had a prefix of its own list it among their files.
+        model_files = [entry for entry in manifest.files if not is_state_path(entry.path)]
+        plan = [(prefix + entry.path, entry.path, entry) for entry in model_files]
+        self._check_present(prefix, model_files, self._list(prefix))
+        if with_state:
+            plan += self._state_plan(step, manifest)
         local_dir = Path(local_dir)
         with atomic_dir(local_dir) as tmp:
-            self._download([(prefix + entry.path, tmp / entry.path) for entry in manifest.files])
-            paths = [tmp / entry.path for entry in manifest.files]
-            for entry, path, digest in zip(manifest.files, paths, sha256_files(paths), strict=True):
-                self._check_entry(step, entry, path.stat().st_size, digest)
-        log.info("pulled %s into %s (%.1f MB)", self.step_uri(step), local_dir, manifest.total_bytes / 1e6)
+            self._download([(key, tmp / relative) for key, relative, _ in plan])
+            paths = [tmp / relative for _, relative, _ in plan]
+            for (key, _, entry), path, digest in zip(plan, paths, sha256_files(paths), strict=True):
+                self._check_entry(key, entry, path.stat().st_size, digest)
+        pulled = sum(entry.size for _, _, entry in plan)
+        log.info("pulled %s into %s (%.1f MB)", self.step_uri(step), local_dir, pulled / 1e6)
         return local_dir
 
-    def verify(self, step: int) -> None:
-        """Re-read every object of a complete step and check it against the manifest."""
-        manifest = self.read_manifest(step)
-        prefix = f"{self.step_key(step)}/"
-        present = self._list(prefix)
-        self._check_present(manifest, present)
-        for entry in manifest.files:
-            self._check_entry(step, entry, present[prefix + entry.path], self._stored_sha256(prefix + entry.path))
+    def _state_plan(self, step: int, manifest: Manifest) -> list[tuple[str, str, FileEntry]]:
+        state = self._manifest_or_none(step, self.state_key(step))
+        if state is not None:
+            prefix = f"{self.state_key(step)}/"
+            self._check_present(prefix, state.files, self._list(prefix))
+            return [(prefix + entry.path, f"{STATE_DIR}/{entry.path}", entry) for entry in state.files]
+        inline = manifest.files_under_state()
+        if not inline:
+            raise StoreError(f"{self.step_uri(step)} has no resume state in {self.root_uri}")
+        return [(f"{self.step_key(step)}/{entry.path}", entry.path, entry) for entry in inline]
 
-    def _check_present(self, manifest: Manifest, present: dict[str, int]) -> None:
-        prefix = f"{self.step_key(manifest.step)}/"
-        for entry in manifest.files:
+    def verify(self, step: int) -> None:
+        """Re-read every object of a complete step (and of its resume state, if kept) against its manifest."""
+        sets = [(self.step_key(step), self.read_manifest(step))]
+        state = self._manifest_or_none(step, self.state_key(step))
+        if state is not None:
+            sets.append((self.state_key(step), state))
+        for key_prefix, manifest in sets:
+            prefix = f"{key_prefix}/"
+            present = self._list(prefix)
+            self._check_present(prefix, manifest.files, present)
+            for entry in manifest.files:
+                key = prefix + entry.path
+                self._check_entry(key, entry, present[key], self._stored_sha256(key))
+
+    def _check_present(self, prefix: str, files: list[FileEntry], present: dict[str, int]) -> None:
+        for entry in files:
             size = present.get(prefix + entry.path)
             if size is None:
                 raise StoreError(f"{self.uri_of(prefix + entry.path)} is listed in the manifest but missing")
             if size != entry.size:
                 raise StoreError(f"{self.uri_of(prefix + entry.path)} has {size} bytes, the manifest says {entry.size}")
 
-    def _check_entry(self, step: int, entry: FileEntry, size: int, sha256: str) -> None:
-        where = self.uri_of(f"{self.step_key(step)}/{entry.path}")
+    def _check_entry(self, key: str, entry: FileEntry, size: int, sha256: str) -> None:
+        where = self.uri_of(key)
         if size != entry.size:
             raise StoreError(f"{where} has {size} bytes, the manifest says {entry.size}")
         if sha256 != entry.sha256:
@@ -247,19 +345,29 @@ class CheckpointStore(ABC):
 
     # ---------------------------------------------------------------------------------- delete
     def remove(self, step: int) -> None:
-        """Delete a step: manifest first, so it stops counting as complete before its files go."""
-        prefix = f"{self.step_key(step)}/"
-        keys = list(self._list(prefix))
-        self._delete([key for key in keys if key == prefix + MANIFEST])
-        self._delete([key for key in keys if key != prefix + MANIFEST])
-        self._discard_partial_uploads(prefix)
+        """Delete a step: manifest first, so it stops counting as complete before its files go; then its state."""
+        removed = self._remove_set(self.step_key(step))
+        self.remove_state(step)
         if self._read_pointer() == step:
             remaining = self.complete_steps()
             if remaining:
                 self._put_bytes(LATEST, f"{remaining[-1]}\n".encode())
             else:
                 self._delete([LATEST])
-        log.info("removed %s (%d objects)", self.step_uri(step), len(keys))
+        log.info("removed %s (%d objects)", self.step_uri(step), removed)
+
+    def remove_state(self, step: int) -> None:
+        """Delete a step's resume state (manifest first); the step stays, for evaluation."""
+        if self._remove_set(self.state_key(step)):
+            log.info("removed the resume state of %s", self.step_uri(step))
+
+    def _remove_set(self, key_prefix: str) -> int:
+        prefix = f"{key_prefix}/"
+        keys = list(self._list(prefix))
+        self._delete([key for key in keys if key == prefix + MANIFEST])
+        self._delete([key for key in keys if key != prefix + MANIFEST])
+        self._discard_partial_uploads(prefix)
+        return len(keys)
 
     def apply_retention(self, keep_last: int, protect: set[int] | frozenset[int] = frozenset()) -> list[int]:
         """Remove complete steps older than the newest `keep_last`, never the newest one or a protected one."""
@@ -270,4 +378,14 @@ class CheckpointStore(ABC):
         doomed = [step for step in steps if step not in kept]
         for step in doomed:
             self.remove(step)
+        return doomed
+
+    def apply_state_retention(self, keep: int, protect: set[int] | frozenset[int] = frozenset()) -> list[int]:
+        """Keep the resume state of only the newest `keep` steps that have one (and of protected steps)."""
+        if keep < 1:
+            raise StoreError(f"keep must be at least 1, got {keep}")
+        steps = self.state_steps()
+        doomed = [step for step in steps[:-keep] if step not in protect]
+        for step in doomed:
+            self.remove_state(step)
         return doomed

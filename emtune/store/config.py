@@ -28,4 +28,13 @@ class StoreConfig(Section):
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request before giving up.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for an answer on an open connection (per attempt)."
+    )
+    state_every: int = Field(
+        0,
+        ge=0,
+        description="Also push the resume state of every step divisible by N (the final step's always goes); "
+        "0: the final step's only. Other steps are pushed as models.",
+    )
     upload_queue: int = Field(2, ge=1, description="Steps waiting to upload before training blocks (back-pressure).")

@@ -24,6 +24,9 @@ class LocalStore(CheckpointStore):
     def _path(self, key: str) -> Path:
         return self.root / key
 
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
     def _list(self, prefix: str) -> dict[str, int]:
         base = self._path(prefix) if prefix.endswith("/") else self.root
         if not base.is_dir():

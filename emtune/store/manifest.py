@@ -12,9 +12,13 @@ from typing import Any
 
 import emtune
 from emtune.errors import StoreError
+from emtune.store.layout import is_state_path
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+# What a manifest commits: a trainer's step (model files of a folder sealed with checkpoint.json), a plain
+# model pushed for evaluation (not resumable), or a step's resume state (under the store's state/ prefix).
+KINDS = ("step", "model", "state")
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -32,12 +36,17 @@ class Manifest:
     config_hash: str
     files: list[FileEntry]
     metrics: dict[str, Any] = field(default_factory=dict)
+    kind: str = "step"
     emtune_version: str = emtune.__version__
     format: int = FORMAT
 
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files)
+
+    def files_under_state(self) -> list[FileEntry]:
+        """Resume-state files listed among a step's own (steps pushed before state had a prefix of its own)."""
+        return [entry for entry in self.files if is_state_path(entry.path)]
 
     def same_files(self, other: Manifest) -> bool:
         return sorted(self.files, key=lambda e: e.path) == sorted(other.files, key=lambda e: e.path)
@@ -56,6 +65,7 @@ class Manifest:
                 config_hash=str(data["config_hash"]),
                 files=files,
                 metrics=dict(data.get("metrics") or {}),
+                kind=_known_kind(str(data.get("kind", "step"))),
                 emtune_version=str(data.get("emtune_version", "")),
                 format=int(data.get("format", FORMAT)),
             )
@@ -63,6 +73,12 @@ class Manifest:
             raise StoreError(
                 f"manifest {where} is not a valid emtune manifest ({exc.__class__.__name__}: {exc})"
             ) from None
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
 
 
 def _safe_path(relative: str) -> str:
@@ -87,16 +103,20 @@ def sha256_files(paths: list[Path]) -> list[str]:
         return list(pool.map(sha256_file, paths))
 
 
-def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
+def scan_step_dir(folder: Path, *, skip_state: bool = False) -> list[tuple[Path, FileEntry]]:
     """Every regular file under a local step folder with its size and sha256, smallest first.
 
     Smallest first so that an interrupted push leaves the many small files complete and only the
-    large one to redo.
+    large one to redo. `skip_state` leaves out the resume state (`trainer_state/`): the model files only.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"local step folder {str(folder)!r} does not exist or is not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    paths = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not (skip_state and is_state_path(p.relative_to(folder).as_posix()))
+    )
     if any(path.relative_to(folder).as_posix() == MANIFEST for path in paths):
         raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")
     found = [

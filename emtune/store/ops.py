@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 from emtune.errors import StoreError
 from emtune.store import CheckpointStore, PushResult, StepListing, open_store, split_step_uri
 from emtune.store.config import StoreConfig
-from emtune.train import checkpoint
+from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
 
+log = logging.getLogger(__name__)
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -22,21 +24,25 @@ class LocalStep:
     run_id: str
     config_hash: str
     metrics: dict[str, Any]
+    sealed: bool  # the trainer wrote its marker: a step of a run, not just a model folder
+    has_state: bool  # resume state is present
 
 
 def read_local_step(folder: Path) -> LocalStep:
     """What the trainer recorded about a step folder: its marker and trainer state, where present."""
     folder = Path(folder)
-    marker = _read_json(folder / checkpoint.MARKER)
-    state = _read_json(folder / checkpoint.STATE_DIR / checkpoint.STATE_FILE)
+    marker = _read_json(folder / MARKER)
+    state = _read_json(folder / STATE_DIR / STATE_FILE)
     step = marker.get("step", state.get("step"))
     if step is None and (match := _STEP_DIR.match(folder.name)):
         step = match.group(1)
     return LocalStep(
         step=None if step is None else int(step),
-        run_id=str(state.get("run_id", "")),
-        config_hash=str(state.get("config_hash", "")),
+        run_id=str(marker.get("run_id", state.get("run_id", ""))),
+        config_hash=str(marker.get("config_hash", state.get("config_hash", ""))),
         metrics=dict(marker.get("metrics") or {}),
+        sealed=(folder / MARKER).is_file(),
+        has_state=(folder / STATE_DIR / STATE_FILE).is_file(),
     )
 
 
@@ -51,21 +57,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def push_folder(local_step_dir: Path, uri: str, cfg: StoreConfig, step: int | None = None) -> PushResult:
-    """Push a local step folder to a run URI (step from the folder) or to an explicit step URI."""
+    """Push a local step folder to a run URI (step from the folder) or to an explicit step URI.
+
+    A folder the trainer sealed (it has checkpoint.json) is pushed as a step of a run, with its resume state
+    when it has one; any other folder is a plain model, recorded as model-only: evaluable, never resumed from.
+    """
     run_uri, uri_step = split_step_uri(uri)
     info = read_local_step(local_step_dir)
     chosen = [s for s in (uri_step, step, info.step) if s is not None]
     if not chosen:
         raise StoreError(
-            f"cannot tell the step of {str(local_step_dir)!r}: it has no {checkpoint.MARKER} and is not named step-N; "
+            f"cannot tell the step of {str(local_step_dir)!r}: it has no {MARKER} and is not named step-N; "
             "pass --step or a .../step-N URI"
         )
     if len(set(chosen)) > 1:
         raise StoreError(f"conflicting steps for {str(local_step_dir)!r}: {sorted(set(chosen))}; give one")
+    if not info.sealed:
+        log.info("%s has no %s: pushing it as a model-only step (evaluable, not resumable)", local_step_dir, MARKER)
     store = open_store(run_uri, cfg)
     return store.upload_step(
-        local_step_dir, chosen[0], run_id=info.run_id, config_hash=info.config_hash, metrics=info.metrics
-    )
+        local_step_dir, chosen[0], run_id=info.run_id, config_hash=info.config_hash, metrics=info.metrics,
+        kind="step" if info.sealed else "model", with_state=info.sealed and info.has_state,
+    )  # fmt: skip
 
 
 def resolve_step(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, int]:
@@ -101,6 +114,8 @@ def verify_uri(uri: str, cfg: StoreConfig) -> list[str]:
 
 def list_uri(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, list[StepListing]]:
     store = open_store(split_step_uri(uri)[0], cfg)
+    if not store.exists():
+        raise StoreError(f"store {store.root_uri} does not exist (nothing has been pushed there); check the URI")
     return store, store.listing()
 
 

@@ -69,10 +69,16 @@ class S3Store(CheckpointStore):
                 f"no S3 credentials found while {action}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
                 "or a web identity (boto3's default chain)"
             ) from None
-        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError):
+        except bx.ReadTimeoutError:
+            raise StoreError(
+                f"S3 endpoint {self.endpoint} accepted the connection but did not answer within "
+                f"store.read_timeout_s = {self.cfg.read_timeout_s:g} s while {action} "
+                f"({self.cfg.max_attempts} attempts); check store.endpoint_url / AWS_ENDPOINT_URL_S3"
+            ) from None
+        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError):
             raise StoreError(
                 f"cannot reach S3 endpoint {self.endpoint} while {action} "
-                f"({self.cfg.max_attempts} attempts, {self.cfg.connect_timeout_s:g} s connect timeout); "
+                f"({self.cfg.max_attempts} attempts, store.connect_timeout_s = {self.cfg.connect_timeout_s:g} s); "
                 "check store.endpoint_url / AWS_ENDPOINT_URL_S3"
             ) from None
         except RetriesExceededError as exc:
@@ -104,6 +110,14 @@ class S3Store(CheckpointStore):
                 if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
                     raise StoreError(f"bucket {self.bucket!r} does not exist at {self.endpoint}") from None
                 raise
+
+    def exists(self) -> bool:
+        """The bucket exists (checked at open); a prefix exists once it holds an object."""
+        if not self.prefix:
+            return True
+        with self._errors(f"listing {self.root_uri}"):
+            reply = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(""), MaxKeys=1)
+        return bool(reply.get("KeyCount") or reply.get("Contents"))
 
     # ------------------------------------------------------------------------------ primitives
     def _list(self, prefix: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ def make_s3_client(cfg: StoreConfig) -> Any:
         s3={"addressing_style": "path" if cfg.path_style else "auto"},
         retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
         connect_timeout=cfg.connect_timeout_s,
-        read_timeout=60,
+        read_timeout=cfg.read_timeout_s,
         # One pooled connection per parallel part transfer, or s3transfer's threads queue on the pool.
         max_pool_connections=max(10, cfg.max_concurrency),
         **extra,

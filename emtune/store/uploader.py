@@ -22,24 +22,28 @@ class _Job:
     run_id: str
     config_hash: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    with_state: bool = False
 
 
 _STOP = None
 
 
 class BackgroundPusher:
-    """One worker thread pushes steps in order; retention runs after each successful push.
+    """One worker thread pushes steps in order; retention (steps, resume states) runs after each successful push.
 
     `submit` blocks while `max_pending` steps are already waiting, so a slow store holds training back
     instead of letting step folders pile up on disk. After a failed push, `submit` and `close` raise:
     training should not go on (and prune local steps) while the store is not receiving them.
     """
 
-    def __init__(self, store: CheckpointStore, max_pending: int, keep_last: int | None) -> None:
+    def __init__(
+        self, store: CheckpointStore, max_pending: int, keep_last: int | None, keep_state: int | None = None
+    ) -> None:
         if max_pending < 1:
             raise StoreError(f"max_pending must be at least 1, got {max_pending}")
         self.store = store
         self.keep_last = keep_last
+        self.keep_state = keep_state
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
         self._lock = threading.Lock()
         self._pending: list[int] = []  # submitted and not yet committed, in submission order
@@ -54,14 +58,20 @@ class BackgroundPusher:
             return list(self._pending)
 
     def submit(
-        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any]
-    ) -> None:
+        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
+        with_state: bool = False,
+    ) -> None:  # fmt: skip
         if self._closed:
             raise StoreError("this BackgroundPusher is closed; open a new one to push more steps")
         self._raise_failures()
         with self._lock:
             self._pending.append(step)
-        self._queue.put(_Job(Path(local_step_dir), step, run_id, config_hash, dict(metrics)))
+        self._queue.put(_Job(Path(local_step_dir), step, run_id, config_hash, dict(metrics), with_state))
+
+    def wait(self) -> None:
+        """Block until every step submitted so far is pushed; raise StoreError if any push failed."""
+        self._queue.join()
+        self._raise_failures()
 
     def close(self) -> None:
         """Wait for every submitted push; raise StoreError if any failed."""
@@ -80,18 +90,29 @@ class BackgroundPusher:
     def _work(self) -> None:
         while (job := self._queue.get()) is not _STOP:
             try:
-                self.store.push(
-                    job.local_step_dir, job.step, run_id=job.run_id, config_hash=job.config_hash, metrics=job.metrics
-                )
-                with self._lock:
-                    self._pending.remove(job.step)
-                    protect = set(self._pending)
-                if self.keep_last is not None:
-                    removed = self.store.apply_retention(self.keep_last, protect=protect)
-                    if removed:
-                        log.info("store retention removed steps %s", removed)
-            except Exception as exc:  # the trainer learns of it through submit/close, with the reason
+                self._push(job)
+            except Exception as exc:  # the trainer learns of it through submit/wait/close, with the reason
                 reason = str(exc) if isinstance(exc, EmtuneError) else f"{type(exc).__name__}: {exc}"
                 log.error("pushing step %d failed: %s", job.step, reason)
                 with self._lock:  # the step stays pending: its local folder is not in the store
                     self._failures.append(f"step {job.step}: {reason}")
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _push(self, job: _Job) -> None:
+        self.store.push(
+            job.local_step_dir, job.step, run_id=job.run_id, config_hash=job.config_hash, metrics=job.metrics,
+            with_state=job.with_state,
+        )  # fmt: skip
+        with self._lock:
+            self._pending.remove(job.step)
+            protect = set(self._pending)
+        if self.keep_last is not None:
+            removed = self.store.apply_retention(self.keep_last, protect=protect)
+            if removed:
+                log.info("store retention removed steps %s", removed)
+        if self.keep_state is not None and job.with_state:
+            dropped = self.store.apply_state_retention(self.keep_state, protect=protect)
+            if dropped:
+                log.info("store retention removed the resume state of steps %s", dropped)

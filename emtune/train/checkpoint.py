@@ -1,5 +1,6 @@
-"""Step folders: `step-N/` holds the HF model (safetensors) + tokenizer, `trainer_state/` (optimizer,
-scheduler, RNG and data position) and `checkpoint.json`, written last. A folder counts only with it."""
+"""Local step folders: `step-N/` holds the HF model (safetensors) + tokenizer and `checkpoint.json`, written
+last (a folder counts only with it); `step-N/trainer_state/` holds the resume state (optimizer, scheduler,
+RNG and data position), kept only for the newest steps."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from emtune.fsutil import atomic_write_json
+from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
 
-MARKER = "checkpoint.json"
-STATE_DIR = "trainer_state"
-STATE_FILE = "state.json"
+__all__ = [
+    "MARKER", "STATE_DIR", "STATE_FILE", "clean_partials", "complete_steps", "has_state", "partial_dir", "prune",
+    "prune_states", "read_marker", "read_state", "seal", "step_dir",
+]  # fmt: skip
+
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_PARTIAL_DIR = re.compile(r"^\.step-(\d+)\.partial$")
 
 
 def step_dir(run_dir: Path, step: int) -> Path:
@@ -40,6 +45,11 @@ def complete_steps(run_dir: Path) -> list[int]:
     return sorted(steps)
 
 
+def has_state(folder: Path) -> bool:
+    """Whether a step folder still holds its resume state (its state file is written last, removed first)."""
+    return (Path(folder) / STATE_DIR / STATE_FILE).is_file()
+
+
 def read_marker(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
 
@@ -48,10 +58,10 @@ def read_state(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / STATE_DIR / STATE_FILE).read_text(encoding="utf-8"))
 
 
-def seal(partial: Path, final: Path, step: int, state: dict[str, Any], metrics: dict[str, Any]) -> None:
+def seal(partial: Path, final: Path, state: dict[str, Any], marker: dict[str, Any]) -> None:
     """Rank 0, after every rank has written `partial`: state file, marker last, then the atomic rename."""
     atomic_write_json(partial / STATE_DIR / STATE_FILE, state)
-    atomic_write_json(partial / MARKER, {"step": step, "metrics": metrics})
+    atomic_write_json(partial / MARKER, marker)
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
@@ -64,3 +74,25 @@ def prune(run_dir: Path, keep_last: int, protect: frozenset[int] | set[int] = fr
     for step in doomed:
         shutil.rmtree(step_dir(run_dir, step), ignore_errors=True)
     return doomed
+
+
+def prune_states(run_dir: Path, keep: int, protect: frozenset[int] | set[int] = frozenset()) -> list[int]:
+    """Drop the resume state of all but the newest `keep` steps that have one; the models stay."""
+    steps = [s for s in complete_steps(run_dir) if has_state(step_dir(run_dir, s))]
+    doomed = [s for s in steps[:-keep] if s not in protect] if keep < len(steps) else []
+    for step in doomed:
+        state = step_dir(run_dir, step) / STATE_DIR
+        (state / STATE_FILE).unlink()  # first: a half-deleted state no longer counts as one
+        shutil.rmtree(state, ignore_errors=True)
+    return doomed
+
+
+def clean_partials(run_dir: Path) -> list[Path]:
+    """Remove step folders a killed run left half-written (`.step-N.partial`); they never count."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    stale = [child for child in run_dir.iterdir() if _PARTIAL_DIR.match(child.name) and child.is_dir()]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stale

@@ -87,7 +87,15 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     save_every: int = Field(0, ge=0, description="Save a step folder every N steps (0: only at the end).")
-    keep_last: int | None = Field(None, ge=1, description="Keep only the newest N step folders locally.")
+    keep_last: int | None = Field(
+        None,
+        ge=1,
+        description="Keep only the newest N step folders locally; unset: all of them without store.uri, the newest "
+        "2 with it (older ones are in the store; a step is never removed before its upload).",
+    )
+    keep_state: int = Field(
+        1, ge=1, description="Keep the resume state (optimizer, RNG, data position) of only the newest N steps."
+    )
     nodes: int = Field(1, ge=1, description="Nodes to train on (more than 1 runs a Kubeflow TrainJob).")
 
     @model_validator(mode="after")

@@ -7,13 +7,9 @@ then one optimizer update. Step folders are written every `save_every` steps and
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
 import random
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +23,8 @@ from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
 from emtune.losses import position_entropy, reduction_terms
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
-from emtune.train import checkpoint
 from emtune.train.batching import collate
+from emtune.train.checkpointing import Checkpointer, hyperparameters
 from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
 from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
 from emtune.train.metrics import MetricsLog
@@ -75,14 +71,12 @@ class Trainer:
         self.tokenizer = load_tokenizer(cfg.model.path)
         self.prompt_ids = self._encode_prompts(prompt_set)
         self.samples_per_prompt = t.samples_per_prompt or t.rollouts_per_step
-        existing = checkpoint.complete_steps(self.run_dir)
-        if existing and not resume:
-            raise TrainingError(
-                f"run folder {str(self.run_dir)!r} already holds step-{existing[-1]}; pass --resume to continue it "
-                "or choose another --out"
-            )
 
         self.accelerator = build_accelerator(t, self.geometry)
+        # Refuses a used run folder without --resume and probes the store, before the model is loaded.
+        self.checkpoints = Checkpointer(
+            cfg, self.accelerator, resume=resume, hyperparameters=hyperparameters(cfg, self.prompt_ids)
+        )
         self.model: Any = self._load_model()  # later wrapped by accelerate (DDP, DeepSpeed engine)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(trainable, t, on_gpu=torch.cuda.is_available())
@@ -92,11 +86,10 @@ class Trainer:
         self.is_deepspeed = t.strategy in ("zero2", "zero3")
         self.engine = self._build_engine()
         self.params = SamplingParams(t.temperature, t.top_p, t.top_k, t.repetition_penalty, t.max_new_tokens)
-        self.run_id = uuid.uuid4().hex[:12]
-        self.start_step = self._restore() if resume else 0
+        self.start_step = self.checkpoints.restore() if resume else 0
         # An engine with its own weights starts from the trainer's: a resumed step, or weights made in memory.
         self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
-        self.pusher = self._open_pusher()
+        self.checkpoints.start()
 
     # ----------------------------------------------------------------------------------------- set-up
     def _encode_prompts(self, prompt_set: PromptSet) -> list[list[int]]:
@@ -176,35 +169,6 @@ class Trainer:
                 num_training_steps=t.max_steps, scheduler_specific_kwargs={"min_lr_rate": t.min_lr_ratio},
             )  # fmt: skip
         return get_scheduler("constant_with_warmup", self.optimizer, num_warmup_steps=t.warmup_steps)
-
-    def _restore(self) -> int:
-        """Newest complete local step, else the newest in the store; 0 when there is none."""
-        steps = checkpoint.complete_steps(self.run_dir)
-        if not steps and self.cfg.store.uri:
-            if self.accelerator.is_local_main_process:
-                from emtune.store.resume import fetch_latest
-
-                fetch_latest(self.cfg.store.uri, self.cfg.store, self.run_dir)
-            self.accelerator.wait_for_everyone()
-            steps = checkpoint.complete_steps(self.run_dir)
-        if not steps:
-            log.info("nothing to resume in %s; starting at step 0", self.run_dir)
-            return 0
-        folder = checkpoint.step_dir(self.run_dir, steps[-1])
-        self.accelerator.load_state(str(folder / checkpoint.STATE_DIR))
-        state = checkpoint.read_state(folder)
-        self.run_id = state.get("run_id", self.run_id)
-        log.info("resumed from %s", folder)
-        return int(state["step"])
-
-    def _open_pusher(self) -> Any:
-        if not self.cfg.store.uri or not self.accelerator.is_main_process:
-            return None
-        from emtune.store import open_store
-        from emtune.store.uploader import BackgroundPusher
-
-        store = open_store(self.cfg.store.uri, self.cfg.store)
-        return BackgroundPusher(store, max_pending=self.cfg.store.upload_queue, keep_last=self.cfg.store.keep_last)
 
     # --------------------------------------------------------------------------------------- training
     def prompts_for_step(self, step: int) -> list[list[int]]:
@@ -316,46 +280,6 @@ class Trainer:
                 "train.learning_rate or check the model"
             )
 
-    # ------------------------------------------------------------------------------------- checkpoints
-    def save(self, step: int, metrics: dict[str, Any]) -> Path:
-        acc = self.accelerator
-        partial, final = checkpoint.partial_dir(self.run_dir, step), checkpoint.step_dir(self.run_dir, step)
-        if acc.is_main_process:
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-        acc.wait_for_everyone()
-        state_dict = acc.get_state_dict(self.model)  # a collective under ZeRO-3: every rank calls it
-        if acc.is_main_process:
-            self._export_model(state_dict, partial)
-            self.tokenizer.save_pretrained(partial)
-        acc.save_state(str(partial / checkpoint.STATE_DIR))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            state = {
-                "step": step,
-                "data_position": step * (self.cfg.train.rollouts_per_step // self.samples_per_prompt),
-                "run_id": self.run_id,
-                "config_hash": self.cfg.digest(),
-                "world_size": self.geometry.world_size,
-            }
-            checkpoint.seal(partial, final, step, state, metrics)
-            if self.cfg.train.keep_last:
-                checkpoint.prune(self.run_dir, self.cfg.train.keep_last, protect=self._uploading())
-        acc.wait_for_everyone()
-        return final
-
-    def _export_model(self, state_dict: dict[str, torch.Tensor], folder: Path) -> None:
-        model = self.accelerator.unwrap_model(self.model)
-        if self.cfg.train.lora.enabled:
-            # Evaluation wants a plain model: export the adapters merged into a copy of the base weights.
-            model = copy.deepcopy(model).merge_and_unload()
-            model.save_pretrained(folder, safe_serialization=True)
-        else:
-            model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
-
-    def _uploading(self) -> set[int]:
-        return set(self.pusher.pending_steps()) if self.pusher is not None else set()
-
     # ---------------------------------------------------------------------------------------------- run
     def train(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
         t, acc = self.cfg.train, self.accelerator
@@ -376,20 +300,12 @@ class Trainer:
                     on_step(metrics)
                 check_logprob_gap(metrics, t.max_logprob_gap)  # after the line is logged: the gap stays on record
                 if step == t.max_steps or (t.save_every and step % t.save_every == 0):
-                    folder = self.save(step, metrics)
+                    data_position = step * (t.rollouts_per_step // self.samples_per_prompt)
+                    self.checkpoints.save(step, metrics, self.model, self.tokenizer, data_position)
                     result.steps.append(step)
-                    if self.pusher is not None:
-                        self.pusher.submit(
-                            folder, step, run_id=self.run_id, config_hash=self.cfg.digest(), metrics=metrics
-                        )
-            if self.pusher is not None:
-                self.pusher.close()
-                result.store_uris = {step: self.pusher.store.step_uri(step) for step in result.steps}
+            result.store_uris = self.checkpoints.finish(result.steps)
         except BaseException:
-            if self.pusher is not None:
-                # Finish the uploads already queued, but let the training error be the one reported.
-                with contextlib.suppress(Exception):
-                    self.pusher.close()
+            self.checkpoints.abort()
             raise
         finally:
             if metrics_log is not None:

@@ -107,3 +107,36 @@ def test_accelerate_launch_runs_the_cli_on_two_processes(tmp_path: Path) -> None
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2  # written once, by rank 0
     assert (out / "step-2" / "checkpoint.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_nodes_without_a_shared_run_folder_leave_no_partial_step_behind(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """Each "node" (a torchrun of its own) has its own run folder: node 0's becomes the step, node 1's shards go."""
+    from emtune.train import checkpoint
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = free_port()
+    nodes = []
+    for node in (0, 1):
+        out = tmp_path / f"node{node}"
+        out.mkdir()
+        settings = {**SETTINGS, "train.strategy": "ddp", "train.save_every": 1, "run.out_dir": str(out / "run")}
+        (out / "config.json").write_text(json.dumps(load_config(None, settings).model_dump(mode="json")))
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+            "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port), str(SCRIPT),
+            str(out / "config.json"), str(out),
+        ]  # fmt: skip
+        log = (out / "stderr.log").open("w")
+        nodes.append((subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env), log, out))
+    for process, log, out in nodes:
+        process.wait(timeout=900)
+        log.close()
+        assert process.returncode == 0, (out / "stderr.log").read_text()[-4000:]
+
+    assert checkpoint.complete_steps(tmp_path / "node0" / "run") == [1, 2]
+    node1 = tmp_path / "node1" / "run"
+    assert not checkpoint.complete_steps(node1)
+    assert not node1.exists() or not list(node1.glob(".step-*"))

@@ -59,41 +59,90 @@ def backend(
     return Backend(request.param, f"s3://{new_bucket(cfg)}/runs/r1", cfg, server)
 
 
-def push(store: CheckpointStore, folder: Path, step: int) -> str:
-    return store.push(folder, step, run_id="run-abc", config_hash="cafef00d", metrics={"entropy": 0.5, "step": step})
+def push(store: CheckpointStore, folder: Path, step: int, *, with_state: bool = False) -> str:
+    return store.push(
+        folder, step, run_id="run-abc", config_hash="cafef00d", metrics={"entropy": 0.5, "step": step},
+        with_state=with_state,
+    )  # fmt: skip
+
+
+def tree(root: Path, *, state: bool = True) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in root.rglob("*")
+        if p.is_file() and (state or not p.relative_to(root).as_posix().startswith("trainer_state/"))
+    }
 
 
 def same_tree(left: Path, right: Path) -> bool:
-    def files(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file()}
-
-    return files(left) == files(right)
+    return tree(left) == tree(right)
 
 
 def test_push_commits_files_then_manifest_and_pull_restores_them(backend, make_step_dir, tmp_path):
     folder = make_step_dir(1, weights_bytes=6 * 1024 * 1024)  # above the 5 MiB multipart threshold on S3
     store = backend.open()
 
-    uri = push(store, folder, 1)
+    uri = push(store, folder, 1, with_state=True)
 
     assert uri == f"{backend.uri}/step-1"
     assert store.complete_steps() == [1]
     assert store.latest() == 1
     manifest = store.read_manifest(1)
-    assert (manifest.step, manifest.run_id, manifest.config_hash) == (1, "run-abc", "cafef00d")
+    assert (manifest.step, manifest.run_id, manifest.config_hash, manifest.kind) == (1, "run-abc", "cafef00d", "step")
     assert manifest.metrics == {"entropy": 0.5, "step": 1}
     assert manifest.emtune_version
+    # The step is the model: the resume state is a file set of its own under state/step-1/.
     assert {entry.path: (entry.size, entry.sha256) for entry in manifest.files} == {
-        p.relative_to(folder).as_posix(): (p.stat().st_size, sha256_file(p)) for p in folder.rglob("*") if p.is_file()
+        p.relative_to(folder).as_posix(): (p.stat().st_size, sha256_file(p))
+        for p in folder.rglob("*")
+        if p.is_file() and "trainer_state" not in p.parts
     }
-    assert "trainer_state/optimizer.bin" in {entry.path for entry in manifest.files}
+    assert store.has_state(1) and store.state_steps() == [1]
+    assert [(entry.step, entry.complete, entry.state) for entry in store.listing()] == [(1, True, True)]
     if backend.server is not None:
         assert backend.server.secret_key not in manifest.to_json()
         assert backend.server.access_key not in manifest.to_json()
 
     store.verify(1)
-    pulled = store.pull(1, tmp_path / "pulled" / "step-1")
-    assert same_tree(folder, pulled)
+    pulled = store.pull(1, tmp_path / "pulled" / "step-1")  # what evaluation fetches: the model files only
+    assert tree(pulled) == tree(folder, state=False) and not (pulled / "trainer_state").exists()
+    resumable = store.pull(1, tmp_path / "resumed" / "step-1", with_state=True)
+    assert same_tree(folder, resumable)
+
+
+def test_pull_for_evaluation_skips_the_state_of_a_step_pushed_whole(backend, make_step_dir, tmp_path):
+    """Steps pushed before resume state had a prefix of its own list it among their files."""
+    from emtune.store.manifest import Manifest, scan_step_dir
+
+    folder = make_step_dir(2)
+    store = backend.open()
+    entries = scan_step_dir(folder)  # every file, trainer_state/ included: the old layout
+    store._upload_set("step-2", entries, Manifest(2, "run-abc", "cafef00d", [e for _, e in entries]))
+
+    assert tree(store.pull(2, tmp_path / "model")) == tree(folder, state=False)
+    assert same_tree(folder, store.pull(2, tmp_path / "whole", with_state=True))
+
+
+def test_resume_state_is_kept_for_the_newest_steps_only(backend, make_step_dir):
+    store = backend.open()
+    for step in (1, 2, 3):
+        push(store, make_step_dir(step), step, with_state=True)
+    push(store, make_step_dir(4), 4)  # a model-only push leaves the states alone
+
+    assert store.apply_state_retention(1, protect={1}) == [2]
+    assert store.state_steps() == [1, 3] and store.complete_steps() == [1, 2, 3, 4]
+    store.verify(2)  # the step itself is untouched
+    with pytest.raises(StoreError, match="step-2 has no resume state"):
+        store.pull(2, Path("unused"), with_state=True)
+    store.remove(3)
+    assert store.state_steps() == [1]
+    assert not [key for key in store._list("") if key.startswith("state/step-3/")]
+
+
+def test_probe_writes_reads_and_leaves_nothing_behind(backend):
+    store = backend.open()
+    store.probe()
+    assert store._list("") == {}
 
 
 def test_a_step_without_manifest_is_not_complete_and_latest_falls_back(backend, make_step_dir):
@@ -146,7 +195,7 @@ def test_repush_skips_objects_already_present_with_matching_checksum(backend, ma
 
     result = store.upload_step(folder, 3, run_id="run-abc", config_hash="cafef00d", metrics={})
 
-    assert (result.uploaded, result.skipped) == (1, 5)
+    assert (result.uploaded, result.skipped) == (1, 3)  # config, tokenizer and marker were there
     assert result.uploaded_bytes == (folder / "model.safetensors").stat().st_size
     store.verify(3)
 

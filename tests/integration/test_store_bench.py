@@ -31,3 +31,13 @@ def test_bench_measures_store_and_baseline_on_both_servers(monkeypatch):
 def test_bench_refuses_an_unknown_server():
     with pytest.raises(StoreError, match=r"unknown bench server\(s\) \['minio'\]; allowed: moto, rclone"):
         run_bench(StoreConfig(), size_mb=1, files=1, servers=["minio"])
+
+
+def test_ckpt_bytes_pulls_model_files_only_and_pushes_state_with_the_final_step_only():
+    from emtune.bench.ckpt_bytes import run_bench as bytes_bench
+
+    first, final = bytes_bench(steps=2)
+    assert (first.step, final.step) == (1, 2)
+    assert first.pushed == first.pulled < first.folder  # a step before the last: its model only
+    assert final.pushed == final.folder  # the final step: model and resume state
+    assert final.pulled < final.folder  # evaluation never fetches resume state

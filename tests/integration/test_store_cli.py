@@ -72,3 +72,38 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert unknown.returncode == 2
     assert "scheme 'gs://'; allowed: s3://, file://, a plain path" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_ls_of_a_store_that_does_not_exist_says_so(tmp_path):
+    missing = tmp_path / "no-such-store"
+    result = subprocess.run(
+        [sys.executable, "-m", "emtune", "ckpt", "ls", missing.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert f"store {missing.as_uri()} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_ls_of_an_empty_s3_prefix_says_it_does_not_exist(s3_server, s3_store_config, s3_bucket):
+    result = runner.invoke(app, ["ckpt", "ls", f"s3://{s3_bucket}/nothing-here", "--endpoint-url",
+                                 s3_store_config.endpoint_url, "--set", "store.path_style=true"])  # fmt: skip
+    assert f"store s3://{s3_bucket}/nothing-here does not exist" in str(result.exception)
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_push_of_a_folder_without_marker_is_model_only_and_ls_tells_steps_apart(
+    s3_server, s3_store_config, s3_bucket, make_step_dir
+):
+    run_uri = f"s3://{s3_bucket}/mixed"
+    ckpt("push", str(make_step_dir(1)), run_uri, cfg=s3_store_config)
+    plain = make_step_dir(2)
+    (plain / "checkpoint.json").unlink()  # not sealed by the trainer: a plain model (its state is not pushed)
+    assert f"{run_uri}/step-2: 3 files sent" in ckpt("push", str(plain), run_uri, cfg=s3_store_config)
+
+    store = open_store(run_uri, s3_store_config)
+    assert [store.read_manifest(step).kind for step in (1, 2)] == ["step", "model"]
+    assert store.state_steps() == [1]
+    lines = ckpt("ls", run_uri, cfg=s3_store_config).splitlines()
+    assert "resumable" in lines[0] and "model-only" in lines[1] and lines[1].endswith("latest")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,10 +43,12 @@ def test_endpoint_comes_from_aws_endpoint_url_s3(s3_server, s3_bucket, make_step
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
     cfg = StoreConfig(path_style=True)  # no endpoint_url: boto3 reads the environment
 
-    open_store(f"s3://{s3_bucket}/env", cfg).push(make_step_dir(1), 1, run_id="r", config_hash="c", metrics={})
+    store = open_store(f"s3://{s3_bucket}/env", cfg)
+    store.push(make_step_dir(1), 1, run_id="r", config_hash="c", metrics={}, with_state=True)
 
     assert fetch_latest(f"s3://{s3_bucket}/env", cfg, tmp_path / "resumed") == tmp_path / "resumed" / "step-1"
     assert (tmp_path / "resumed" / "step-1" / "checkpoint.json").is_file()
+    assert (tmp_path / "resumed" / "step-1" / "trainer_state" / "state.json").is_file()
 
 
 def test_checksum_compat_mode_round_trips(s3_server, s3_store_config, s3_bucket, make_step_dir, tmp_path):
@@ -94,3 +99,49 @@ def test_unreachable_endpoint_fails_fast_with_a_clear_error(s3_server, s3_store_
     with pytest.raises(StoreError, match=rf"cannot reach S3 endpoint http://127\.0\.0\.1:{closed} .*3 attempts"):
         open_store("s3://bucket/run", cfg)
     assert time.monotonic() - started < 30
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that accepts every connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_endpoint_that_accepts_and_never_answers_fails_within_bounds_naming_the_read_timeout(
+    s3_server, s3_store_config
+):
+    with silent_endpoint() as endpoint:
+        cfg = s3_store_config.model_copy(update={"endpoint_url": endpoint, "read_timeout_s": 1.0, "max_attempts": 2})
+        started = time.monotonic()
+        with pytest.raises(StoreError) as caught:
+            open_store("s3://bucket/run", cfg)
+        elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert f"S3 endpoint {endpoint} accepted the connection but did not answer" in message
+    assert "store.read_timeout_s = 1 s" in message and "2 attempts" in message
+    assert "\n" not in message
+    assert elapsed < 15  # botocore's own 60 s read timeout would take minutes
+
+
+@pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
+def test_store_probe_leaves_nothing_behind(s3_server, s3_store_config, s3_bucket, s3_client):
+    store = open_store(f"s3://{s3_bucket}/probe", s3_store_config)
+    store.probe()  # writable: leaves nothing behind
+    assert not s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents")

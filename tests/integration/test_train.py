@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from emtune.config import load_config
-from emtune.errors import DataError, ModelError, TrainingError
+from emtune.errors import ConfigError, DataError, ModelError, StoreError, TrainingError
 from emtune.train import checkpoint
 from emtune.train.metrics import read_metrics
 from emtune.train.trainer import Trainer, run
@@ -203,10 +203,14 @@ def test_bf16_mixed_precision_trains(tmp_path: Path) -> None:
 
 
 def test_lora_trains_adapters_and_exports_a_merged_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import copy
+
     from transformers import AutoModelForCausalLM
 
-    run(tiny_config(tmp_path / "run", **{"train.max_steps": 2, "train.lora.enabled": True, "train.lora.r": 4,
-                                         "train.learning_rate": 1e-2}))  # fmt: skip
+    trainer = Trainer(tiny_config(tmp_path / "run", **{"train.max_steps": 2, "train.lora.enabled": True,
+                                                       "train.lora.r": 4, "train.learning_rate": 1e-2}))  # fmt: skip
+    trainer.train()
+    live = trainer.accelerator.unwrap_model(trainer.model)
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "step-2")
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert not any("lora" in name for name, _ in merged.named_parameters())
@@ -214,6 +218,39 @@ def test_lora_trains_adapters_and_exports_a_merged_model(tmp_path: Path, tiny_mo
     q_base = base.model.layers[0].self_attn.q_proj.weight
     assert not torch.allclose(q_merged, q_base)
     assert torch.equal(merged.model.embed_tokens.weight, base.model.embed_tokens.weight)  # not a LoRA target
+    # The export equals peft's own merge, and the model being trained keeps its adapters unmerged.
+    reference = copy.deepcopy(live).merge_and_unload().state_dict()
+    exported = merged.state_dict()
+    assert set(exported) == set(reference)
+    assert all(torch.allclose(exported[key], reference[key], atol=1e-6) for key in reference)
+    assert any("lora_A" in name for name, _ in live.named_parameters())
+    assert torch.equal(live.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight, q_base)
+
+
+def test_state_is_kept_for_the_newest_step_and_stale_partials_are_cleaned(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run(tiny_config(out, **{"train.max_steps": 3, "train.save_every": 1}))
+    assert checkpoint.complete_steps(out) == [1, 2, 3]  # no store: keep_last keeps every step
+    assert [checkpoint.has_state(out / f"step-{step}") for step in (1, 2, 3)] == [False, False, True]
+    (out / ".step-4.partial" / "trainer_state").mkdir(parents=True)  # as a killed save leaves it
+
+    trainer = Trainer(tiny_config(out, **{"train.max_steps": 4}), resume=True)
+    assert trainer.start_step == 3 and not (out / ".step-4.partial").exists()
+
+    with pytest.raises(ConfigError) as changed:  # a new learning rate would be silently lost in the restored state
+        Trainer(tiny_config(out, **{"train.max_steps": 4, "train.learning_rate": 1e-3, "train.top_p": 0.9}),
+                resume=True)  # fmt: skip
+    message = str(changed.value)
+    assert "train.learning_rate 0.003 -> 0.001" in message and "train.top_p 1.0 -> 0.9" in message
+    assert f"--model {out / 'step-3'} --out NEW_FOLDER" in message and "\n" not in message
+
+
+def test_an_unwritable_store_fails_before_the_first_step(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot write .* in .*a-file/store"):
+        run(tiny_config(tmp_path / "run", **{"store.uri": str(blocker / "store")}))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def test_cosine_schedule_with_warmup(tmp_path: Path) -> None:
