@@ -23,3 +23,7 @@ class TrainingError(EmtuneError):
 
 class StoreError(EmtuneError):
     """A checkpoint store cannot be reached, or holds something incomplete or corrupt."""
+
+
+class OutputError(EmtuneError):
+    """An output path would destroy the user's files or one of the command's inputs, or cannot be written."""

@@ -23,6 +23,13 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a config key, e.g. --set train.learning_rate=1e-5 (repeatable)."),
 ]
 
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace an existing output folder, if emtune wrote it (other folders are never replaced)."
+    ),
+]
+
 
 def build_config(config: Path | None, sets: list[str] | None, flags: dict[str, Any] | None = None) -> RunConfig:
     """Config file, then `--set` overrides, then the command's own flags (given ones only)."""

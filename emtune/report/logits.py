@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 
 from emtune.data.formats import encode_prompt
 from emtune.errors import DataError
-from emtune.evaluate.models import expand_models, local_model
-from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from emtune.evaluate.models import expand_models, local_model, local_paths
+from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output
 from emtune.model.loading import load_model, load_tokenizer
 
 if TYPE_CHECKING:
@@ -121,10 +121,15 @@ def _markdown(stats: dict[str, dict[str, float]], prompts: int) -> str:
     return "\n".join([*lines, "", "![logits](logits.png)", ""])
 
 
-def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path) -> Path:
-    """Compare the logits of `models` on the problems in `prompts`; writes logits.{png,json,md} into `out`."""
+def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path, *, overwrite: bool = False) -> Path:
+    """Compare the logits of `models` on the problems in `prompts`; writes logits.{png,json,md} into `out`.
+
+    `out` may not be, hold or lie inside an input; an existing one is replaced only with `overwrite`.
+    """
     problems = read_prompts(prompts)
     refs = expand_models(models, cfg.store)
+    inputs = [Path(prompts), *local_paths(refs)]
+    check_output(out, inputs, overwrite=overwrite)  # before the models run: a refusal costs nothing
     stats: dict[str, Any] = {}
     samples: dict[str, np.ndarray] = {}
     for ref in refs:
@@ -133,7 +138,7 @@ def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path) -> Path:
         log.info(
             "%s: logit mean %.3f std %.3f skew %.3f", ref.label, *(stats[ref.label][k] for k in ("mean", "std", "skew"))
         )
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "report logits", inputs=inputs, overwrite=overwrite) as tmp:
         _histogram(samples, tmp / "logits.png")
         atomic_write_json(tmp / "logits.json", {"prompts": len(problems), "models": stats})
         atomic_write_text(tmp / "logits.md", _markdown(stats, len(problems)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
-from emtune.fsutil import atomic_dir
+from emtune.fsutil import atomic_dir, check_output
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ class CheckpointStore(ABC):
 
     def __init__(self, root_uri: str) -> None:
         self.root_uri = root_uri.rstrip("/")
+
+    def local_inputs(self) -> list[Path]:
+        """Local folders the store lives in, which an output (a pull) must keep away from; none for S3."""
+        return []
 
     # ----------------------------------------------------------------------- storage primitives
     @abstractmethod
@@ -204,13 +208,17 @@ class CheckpointStore(ABC):
             self._put_bytes(LATEST, f"{step}\n".encode())
 
     # ----------------------------------------------------------------------------------- pull
-    def pull(self, step: int, local_dir: Path) -> Path:
-        """Download a complete step into `local_dir` (replaced whole), every file checked against its manifest."""
+    def pull(self, step: int, local_dir: Path, *, overwrite: bool = False) -> Path:
+        """Download a complete step into `local_dir`, every file checked against its manifest.
+
+        An existing non-empty `local_dir` is replaced only with `overwrite` and only if emtune wrote it.
+        """
+        local_dir = Path(local_dir)
+        check_output(local_dir, self.local_inputs(), overwrite=overwrite)
         manifest = self.read_manifest(step)
         prefix = f"{self.step_key(step)}/"
         self._check_present(manifest, self._list(prefix))
-        local_dir = Path(local_dir)
-        with atomic_dir(local_dir) as tmp:
+        with atomic_dir(local_dir, "ckpt pull", inputs=self.local_inputs(), overwrite=overwrite) as tmp:
             self._download([(prefix + entry.path, tmp / entry.path) for entry in manifest.files])
             paths = [tmp / entry.path for entry in manifest.files]
             for entry, path, digest in zip(manifest.files, paths, sha256_files(paths), strict=True):

@@ -12,6 +12,7 @@ from typing import Any
 
 import emtune
 from emtune.errors import StoreError
+from emtune.fsutil import OUTPUT_MARKER
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -96,7 +97,8 @@ def scan_step_dir(folder: Path) -> list[tuple[Path, FileEntry]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"local step folder {str(folder)!r} does not exist or is not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    # emtune's output marker (a pulled step carries one) says who wrote the folder; it is not a model file.
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != OUTPUT_MARKER)
     if any(path.relative_to(folder).as_posix() == MANIFEST for path in paths):
         raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")
     found = [

@@ -79,12 +79,9 @@ def resolve_step(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, int]:
     return store, step
 
 
-def pull_uri(uri: str, local_dir: Path, cfg: StoreConfig, *, force: bool = False) -> Path:
-    local_dir = Path(local_dir)
-    if local_dir.exists() and any(local_dir.iterdir()) and not force:
-        raise StoreError(f"{str(local_dir)!r} exists and is not empty; choose another folder or pass --force")
+def pull_uri(uri: str, local_dir: Path, cfg: StoreConfig, *, overwrite: bool = False) -> Path:
     store, step = resolve_step(uri, cfg)
-    return store.pull(step, local_dir)
+    return store.pull(step, local_dir, overwrite=overwrite)
 
 
 def verify_uri(uri: str, cfg: StoreConfig) -> list[str]:

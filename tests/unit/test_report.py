@@ -83,7 +83,7 @@ def test_report_files_from_saved_metrics(tmp_path):
     out = run([eval_dir], tmp_path / "report", metrics_jsonl=[train_metrics])
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md", "results.json"]  # fmt: skip
+        ".emtune-output.json", "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md", "results.json"]  # fmt: skip
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(PNG)
     results = json.loads((out / "results.json").read_text())
@@ -106,7 +106,7 @@ def test_report_finds_trainer_metrics_in_a_run_folder_and_skips_entropy_plot_wit
     out = run([run_dir], tmp_path / "report")
     assert not (out / "entropy_vs_step.png").exists()
     (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 1, "entropy": 0.5}) + "\n")
-    out = run([run_dir], tmp_path / "report")
+    out = run([run_dir], tmp_path / "report", overwrite=True)
     assert (out / "entropy_vs_step.png").read_bytes().startswith(PNG)
 
 

@@ -54,7 +54,7 @@ def test_two_models_compared_through_the_cli(tmp_path: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     out = tmp_path / "logits"
-    assert sorted(p.name for p in out.iterdir()) == ["logits.json", "logits.md", "logits.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".emtune-output.json", "logits.json", "logits.md", "logits.png"]
     stats = json.loads((out / "logits.json").read_text())["models"]
     assert list(stats) == ["builtin-tiny", "shifted"]
     assert stats["shifted"]["std"] == pytest.approx(3 * stats["builtin-tiny"]["std"], rel=1e-3)
