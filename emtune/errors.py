@@ -27,3 +27,7 @@ class StoreError(EmtuneError):
 
 class OutputError(EmtuneError):
     """An output path would destroy the user's files or one of the command's inputs, or cannot be written."""
+
+
+class PipelineError(EmtuneError):
+    """A pipeline cannot be submitted (KFP unreachable or refusing) or one of its local tasks failed."""

@@ -139,7 +139,9 @@ def _replace_dir(new: Path, final: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary sibling and an atomic rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"output {str(path)!r} is a folder; give a file path")
+    make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.chmod(tmp, _FILE_MODE)
     try:

@@ -17,6 +17,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+class _Flags:
+    """Options of the `emtune` command itself, read by the top-level error handler."""
+
+    debug = False
+
+
+flags = _Flags()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback too.")] = False,
+) -> None:
+    flags.debug = debug
+
+
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Run config (YAML).")]
 SetOption = Annotated[
     list[str] | None,

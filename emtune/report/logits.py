@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from emtune.data.formats import encode_prompt
+from emtune.data.prompt_set import read_prompt_set
 from emtune.errors import DataError
 from emtune.evaluate.models import expand_models, local_model, local_paths
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output
@@ -33,11 +34,20 @@ SAMPLE_PER_PROMPT = 20_000
 
 
 def read_prompts(path: Path) -> list[str]:
-    """Problems from a JSONL file (field problem/prompt/question) or a text file (one per line)."""
+    """Problems from prep's output (its folder or prompts.parquet), a JSONL file (field problem/prompt/question)
+    or a text file (one per line)."""
     path = Path(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        return read_prompt_set(path).problems
     if not path.is_file():
         raise DataError(f"prompts file {str(path)!r} does not exist")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"prompts file {str(path)!r} is not text; expected JSONL, one prompt a line, or prep's output folder"
+        ) from None
+    lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix != ".jsonl":
         prompts = lines
     else:
