@@ -89,13 +89,14 @@ def make_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_dir(
-    final: Path, command: str, *, inputs: Iterable[Path | str] = (), overwrite: bool = False
+    final: Path, command: str, *, inputs: Iterable[Path | str] = (), overwrite: bool = False, mark: bool = True
 ) -> Iterator[Path]:
     """Yield a temporary sibling of `final`; rename it into place, marked as emtune's, only if the block succeeds.
 
     `final` passes `check_output` first (so an existing folder is replaced only with `overwrite` and only if
     emtune wrote it). On any exception the temporary folder is removed, so nothing half-written is ever left
-    under the final name, and an existing `final` is untouched.
+    under the final name, and an existing `final` is untouched. `mark=False` is for a piece of a larger output
+    that carries the marker itself (an eval pair inside its eval folder).
     """
     final = Path(final)
     check_output(final, inputs, overwrite=overwrite)
@@ -104,7 +105,8 @@ def atomic_dir(
     os.chmod(tmp, _DIR_MODE)
     try:
         yield tmp
-        mark_output(tmp, command)
+        if mark:
+            mark_output(tmp, command)
         _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,6 @@ app = typer.Typer(
 )
 
 
-
 class _Flags:
     """Options of the `emtune` command itself, read by the top-level error handler."""
 

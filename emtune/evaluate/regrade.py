@@ -17,7 +17,9 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise DataError(f"samples file {str(path)!r} is not UTF-8 text; expected JSONL (one JSON object a line)") from None
+        raise DataError(
+            f"samples file {str(path)!r} is not UTF-8 text; expected JSONL (one JSON object a line)"
+        ) from None
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -121,8 +121,8 @@ def _evaluate(
         "tokens_per_s": sum(tokens) / generation_s if generation_s > 0 else 0.0,
         "graded_per_s": len(records) / grading_s if grading_s > 0 else 0.0,
     }
-    # Replacing a pair's earlier result is fine: the folder around it is emtune's (see `run`).
-    with atomic_dir(out / ref.label / benchmark.name, "eval", overwrite=True) as tmp:
+    # A piece of the eval folder, which `run` (or KFP, for a pipeline task) made fresh: no marker of its own.
+    with atomic_dir(out / ref.label / benchmark.name, "eval", mark=False) as tmp:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         (tmp / SAMPLES_FILE).write_text(lines, encoding="utf-8")
         atomic_write_json(tmp / METRICS_FILE, metrics)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
+from emtune.fsutil import check_output
 from emtune.store import CheckpointStore, PushResult, StepListing, open_store, split_step_uri
 from emtune.store.config import StoreConfig
 from emtune.train import checkpoint
@@ -80,6 +81,7 @@ def resolve_step(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, int]:
 
 
 def pull_uri(uri: str, local_dir: Path, cfg: StoreConfig, *, overwrite: bool = False) -> Path:
+    check_output(local_dir, overwrite=overwrite)  # a refused folder should not wait on the store first
     store, step = resolve_step(uri, cfg)
     return store.pull(step, local_dir, overwrite=overwrite)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emtune.errors import StoreError
+from emtune.fsutil import OUTPUT_MARKER
 from emtune.store import CheckpointStore, open_store
 from emtune.store.config import StoreConfig
 from emtune.store.local_s3 import LocalS3Server
@@ -65,7 +66,9 @@ def push(store: CheckpointStore, folder: Path, step: int) -> str:
 
 def same_tree(left: Path, right: Path) -> bool:
     def files(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file()}
+        # A pulled folder also carries emtune's output marker (who wrote it), which is no part of the step.
+        paths = [p for p in root.rglob("*") if p.is_file() and p.name != OUTPUT_MARKER]
+        return {p.relative_to(root).as_posix(): sha256_file(p) for p in paths}
 
     return files(left) == files(right)
 
