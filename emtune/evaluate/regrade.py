@@ -39,6 +39,8 @@ def regrade(samples: Path, out: Path | None = None, *, timeout_s: float = 10.0, 
     samples = Path(samples)
     if out is not None and Path(out).resolve() == samples.resolve():
         raise OutputError(f"--out {str(out)!r} is the samples file itself; write the regraded lines to another file")
+    if out is not None and Path(out).is_dir():
+        raise OutputError(f"--out {str(out)!r} is a folder; give the path of the JSONL file to write")
     records = _read_samples(samples)
     grades = grade_all([(str(r["completion"]), str(r["gold"])) for r in records], timeout_s, workers)
     if out is not None:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emtune.data.formats import encode_prompt, format_prompt
+from emtune.data.sources import local_source_paths
 from emtune.errors import ModelError
 from emtune.evaluate.backends import GenerationBackend, GenerationParams, open_backend
 from emtune.evaluate.grading import Grader
-from emtune.data.sources import local_source_paths
 from emtune.evaluate.models import ModelRef, expand_models, local_model, local_paths
 from emtune.evaluate.passk import summarize
 from emtune.fsutil import atomic_dir, atomic_write_json, open_output_dir

@@ -24,6 +24,7 @@ SETUP: dict[str, bytes | str | None] = {
     "list.yaml": "- a\n- b\n",
     "notes.txt": "a line\n",
     "garbage.jsonl": "not json\n",
+    "samples.jsonl": json.dumps({"completion": "\\boxed{2}", "gold": "2"}) + "\n",
     "a-folder": None,
     "no-config-model": None,
     "empty-store": None,
@@ -47,7 +48,7 @@ CASES = {
     "data: truncated jsonl": (
         ["prep", "--source", str(FIXTURES / "bad" / "truncated.jsonl"), "--out", "o"],
         "truncated.jsonl",
-    ),  # fmt: skip
+    ),
     # class model
     "model: missing folder": (["eval", "--model", "./nope", "--benchmarks", "demo-arith", "--out", "o"], "nope"),
     "model: folder without config.json": (
@@ -57,7 +58,7 @@ CASES = {
     "model: unknown builtin": (
         ["eval", "--model", "builtin:huge", "--benchmarks", "demo-arith", "--out", "o"],
         "builtin:huge",
-    ),  # fmt: skip
+    ),
     # class store
     "store: pull from an empty store": (["ckpt", "pull", "empty-store", "o"], "empty-store"),
     "store: push a missing folder": (["ckpt", "push", "nope", "file:///tmp/emtune-never", "--step", "1"], "nope"),
@@ -69,7 +70,7 @@ CASES = {
     "grade: missing file": (["grade", "nope.jsonl"], "nope.jsonl"),
     "grade: binary file": (["grade", "binary.jsonl"], "binary.jsonl"),
     "grade: not JSON lines": (["grade", "garbage.jsonl"], "garbage.jsonl"),
-    "grade: --out is a folder": (["grade", str(FIXTURES / "bad" / "problems.txt"), "--out", "a-folder"], ""),
+    "grade: --out is a folder": (["grade", "samples.jsonl", "--out", "a-folder"], "a-folder"),
     # class report
     "report: missing input": (["report", "nope", "--out", "o"], "nope"),
     "report: no results in input": (["report", "a-folder", "--out", "o"], "a-folder"),
@@ -95,7 +96,7 @@ CASES = {
     "output: --out is a file": (
         ["prep", "--source", str(PROMPTS), "--index", "0", "--out", "notes.txt"],
         "notes.txt",
-    ),  # fmt: skip
+    ),
     "output: a parent of --out is a file": (
         ["prep", "--source", str(PROMPTS), "--index", "0", "--out", "notes.txt/prompts"],
         "notes.txt",
@@ -142,7 +143,7 @@ def test_debug_shows_the_traceback(emtune_cli, tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     from emtune.errors import DataError
 
-    with pytest.raises(DataError, match="nope.jsonl"):
+    with pytest.raises(DataError, match=r"nope\.jsonl"):
         emtune_cli("--debug", "prep", "--source", "nope.jsonl")
 
 
@@ -166,7 +167,11 @@ def test_the_console_script_prints_one_line(tmp_path: Path) -> None:
     (tmp_path / "samples.jsonl").write_bytes(bytes(range(256)))
     done = subprocess.run(
         [sys.executable, "-m", "emtune", "grade", "samples.jsonl"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=BOUND_S, env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert done.returncode == 2 and done.stderr.startswith("error: samples file 'samples.jsonl'"), done.stderr
     assert json.dumps(done.stderr).count("\\n") == 1

@@ -83,7 +83,8 @@ def test_report_files_from_saved_metrics(tmp_path):
     out = run([eval_dir], tmp_path / "report", metrics_jsonl=[train_metrics])
 
     assert sorted(p.name for p in out.iterdir()) == [
-        ".emtune-output.json", "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md", "results.json"]  # fmt: skip
+        ".emtune-output.json", "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md",
+        "results.json"]  # fmt: skip
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(PNG)
     results = json.loads((out / "results.json").read_text())
