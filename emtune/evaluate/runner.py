@@ -109,6 +109,7 @@ def _evaluate(
         "backend": backend.name,
         "protocol": _protocol(cfg),
         "items": len(items),
+        "benchmark_items": len(benchmark.items),  # > items when eval.limit cut the benchmark short
         "samples": len(records),
         "accuracy": scores.get(f"avg@{ev.n}", 0.0),
         **scores,

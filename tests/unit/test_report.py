@@ -116,3 +116,18 @@ def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no eval results"):
         run([tmp_path / "empty"], tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_a_limited_benchmark_says_how_many_items_were_scored_and_formats_are_consistent(tmp_path):
+    root = write_eval_run(tmp_path / "eval")
+    for path in root.glob("*/alpha/metrics.json"):
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "items": 8, "benchmark_items": 500, "tokens_per_s": 1234.5678}))
+    for path in root.glob("*/beta/metrics.json"):  # scored whole: no count shown
+        path.write_text(json.dumps({**json.loads(path.read_text()), "benchmark_items": 10}))
+    md = (run([root], tmp_path / "report") / "report.md").read_text()
+    assert "| alpha (8 of 500) | 50.0 |" in md and "| beta | 20.0 |" in md
+    assert "(N of M)" in md.split("\n## ")[0]  # the headline explains the count
+    # details: percentages with one decimal like the table, counts as integers, rates without exponents
+    assert "| step-0 | alpha | 50.0 | 50.0 | 8 | 10 | 12.5 | 10.0 | 1 | 1235 |" in md
+    assert "e+" not in md
