@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -17,6 +17,10 @@ _BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<", "min_length": "min le
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated:  # constraints show under "allowed", not in the type
+        return _type_name(get_args(annotation)[0])
+    if get_origin(annotation) in (list, dict, tuple, set):
+        return f"{get_origin(annotation).__name__}[{', '.join(_type_name(arg) for arg in get_args(annotation))}]"
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in get_args(annotation))
     if get_origin(annotation) in (Union, UnionType):
@@ -38,21 +42,24 @@ def _allowed(field: FieldInfo) -> str:
     return ", ".join(parts)
 
 
-def _default(field: FieldInfo) -> str:
-    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
-    return "" if value is None else f"`{value}`"
+def _default(field: FieldInfo) -> Any:
+    return field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
 
 
-def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+def _rows(model: type[BaseModel], prefix: str, defaults: BaseModel) -> list[str]:
+    """One row per leaf key; `defaults` is the section as a default config holds it, which for a nested
+    section can differ from its class's own defaults (pipeline.train asks for a GPU, StepResources for none)."""
     rows: list[str] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
+        value = getattr(defaults, name)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(_rows(annotation, f"{key}."))
+            rows.extend(_rows(annotation, f"{key}.", value))
             continue
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {_allowed(field)} | {description} |")
+        shown = "" if value is None else f"`{value}`"
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {shown} | {_allowed(field)} | {description} |")
     return rows
 
 
@@ -60,7 +67,7 @@ def reference_markdown() -> str:
     lines = []
     for section, field in RunConfig.model_fields.items():
         lines += [f"#### `{section}`", "", "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
-        lines += _rows(field.annotation, f"{section}.")  # type: ignore[arg-type]
+        lines += _rows(field.annotation, f"{section}.", _default(field))  # type: ignore[arg-type]
         lines.append("")
     return "\n".join(lines)
 

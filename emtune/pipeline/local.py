@@ -2,27 +2,44 @@
 record of each run so later tools (the dashboard) can list them.
 
 A run lives in `<runs_root>/<run_id>/`: `config.yaml` (the run's config), `run.json` (its record, rewritten
-as its status changes), `pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report),
-`store/` (the file:// checkpoint store, unless the config names one) and `train/` (the trainer's run folder).
+as its status changes), `pipeline.log` (kfp.local's output: every task's full log, without colour codes),
+`pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report), `store/` (the file://
+checkpoint store, unless the config names one) and `train/` (the trainer's run folder).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
+import io
 import json
 import logging
+import re
+import time
 import uuid
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from emtune.config import RunConfig, dump_config
+from emtune.errors import EmtuneError, PipelineError
 from emtune.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
+LOG_FILE = "pipeline.log"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# kfp.local's own lines around each task (kfp 2.17: task_dispatcher.py).
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+# The last line of a task's traceback when it raised one of emtune's exceptions: "emtune.errors.DataError: ...".
+_RAISED = re.compile(r"^(emtune(?:\.\w+)*)\.(\w+): (.+)$")
 
 
 @dataclass
@@ -36,6 +53,102 @@ class RunRecord:
     finished_at: str | None = None
     report: str | None = None  # the report's HTML page
     error: str | None = None
+    log: str | None = None  # kfp.local's full output for the run
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    task: str
+    status: str  # started | SUCCESS | FAILURE
+    seconds: float | None = None  # how long the task ran, once it finished
+
+
+class ExecutorLog(io.TextIOBase):
+    """Where kfp.local's output goes instead of the terminal: each line into the run's log file without
+    colour codes, task starts and ends to `on_task`, and (with `echo`) the stream as kfp prints it.
+
+    It also keeps, per task, the user error (an EmtuneError) its traceback ended with and its last line, so a
+    failed run can say in one line what went wrong instead of "Inner task failed".
+    """
+
+    def __init__(self, file: TextIO, on_task: Callable[[TaskEvent], None], echo: TextIO | None = None) -> None:
+        super().__init__()
+        self._file, self._on_task, self._echo = file, on_task, echo
+        self._pending = ""
+        # Start times per task name, oldest first: the iterations of a ParallelFor share one name and may overlap.
+        self._started: dict[str, list[float]] = {}
+        self._current: str | None = None
+        self.last_line: dict[str, str] = {}
+        self.user_error: dict[str, str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def show_warning(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        """`warnings.showwarning` for the run: into the log, not onto the terminal."""
+        self.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    def close_line(self) -> None:
+        """Write out a last line that ended without a newline."""
+        if self._pending:
+            self._line(self._pending)
+            self._pending = ""
+
+    def flush(self) -> None:
+        self._file.flush()
+        if self._echo is not None:
+            self._echo.flush()
+
+    def _line(self, raw: str) -> None:
+        line = _ANSI.sub("", raw)
+        if self._echo is not None:  # colours only where they render
+            self._echo.write((raw if self._echo.isatty() else line) + "\n")
+        self._file.write(line + "\n")
+        if started := _STARTED.search(line):
+            self._current = started.group(1)
+            self._started.setdefault(self._current, []).append(time.monotonic())
+            self._on_task(TaskEvent(self._current, "started"))
+        elif finished := _FINISHED.search(line):
+            task, status = finished.groups()
+            began = self._started.get(task) or [time.monotonic()]
+            self._on_task(TaskEvent(task, status, time.monotonic() - began.pop(0)))
+        elif self._current and line.strip():
+            self.last_line[self._current] = line.strip()
+            if (raised := _RAISED.match(line.strip())) and _is_user_error(*raised.groups()[:2]):
+                self.user_error[self._current] = raised.group(3)
+
+    def failure(self, exc: BaseException, log_path: Path) -> PipelineError | None:
+        """The one-line error for a run kfp.local stopped with `exc`, from the failed task's own output."""
+        failed = next((task for task in reversed(self.last_line) if task in str(exc)), self._current)
+        if failed is None:
+            return None
+        if failed in self.user_error:
+            return PipelineError(f"task {failed!r} failed: {self.user_error[failed]} (full log: {log_path})")
+        last = self.last_line.get(failed, "no output")
+        return PipelineError(f"task {failed!r} failed with {last!r}; its traceback is in {log_path}")
+
+
+def _is_user_error(module: str, name: str) -> bool:
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, EmtuneError)
 
 
 def _now() -> str:
@@ -69,8 +182,19 @@ def local_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
     return local
 
 
-def run_local(cfg: RunConfig, runs_root: Path | None = None) -> RunRecord:
-    """Run the whole pipeline here; returns the run's record (status succeeded, report set) or raises."""
+def run_local(
+    cfg: RunConfig,
+    runs_root: Path | None = None,
+    *,
+    on_task: Callable[[TaskEvent], None] = lambda event: None,
+    echo: TextIO | None = None,
+) -> RunRecord:
+    """Run the whole pipeline here; returns the run's record (status succeeded, report set) or raises.
+
+    kfp.local's output (about 1,600 lines for the tiny demo) goes to `<run>/pipeline.log`, and to `echo` when
+    given; `on_task` hears each task's start and end. A failed task raises a PipelineError naming the task and,
+    when it raised an EmtuneError, that error's message.
+    """
     from kfp import local
 
     from emtune.pipeline.checks import check_pipeline_config
@@ -89,19 +213,34 @@ def run_local(cfg: RunConfig, runs_root: Path | None = None) -> RunRecord:
         config=str(run_dir / CONFIG_FILE),
         config_hash=run_cfg.digest(),
         created_at=_now(),
+        log=str(run_dir / LOG_FILE),
     )
     save_record(record)
     log.info("local pipeline run %s in %s", run_id, run_dir)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline_root"))
-    try:
-        task: Any = build_pipeline(run_cfg)(**param_values(run_cfg))
-        record.report = str(Path(task.outputs["Output"].path) / "report.html")
-        record.status = "succeeded"
-    except BaseException as exc:
-        record.status = "failed"
-        record.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise
-    finally:
-        record.finished_at = _now()
-        save_record(record)
+    with open(run_dir / LOG_FILE, "w", encoding="utf-8") as log_file:
+        stream = ExecutorLog(log_file, on_task, echo)
+        try:
+            # kfp.local prints every task's output and its own log lines on sys.stdout, and warns (settings
+            # that do nothing locally) through `warnings`: all of it belongs in the log.
+            with contextlib.redirect_stdout(stream), warnings.catch_warnings():
+                warnings.showwarning = stream.show_warning
+                task: Any = build_pipeline(run_cfg)(**param_values(run_cfg))
+            record.report = str(Path(task.outputs["Output"].path) / "report.html")
+            record.status = "succeeded"
+        except Exception as exc:
+            record.status = "failed"
+            error = stream.failure(exc, run_dir / LOG_FILE)
+            record.error = str(error) if error else _ANSI.sub("", (str(exc).strip().splitlines() or [""])[0])
+            if error is None:
+                raise
+            raise error from None
+        except BaseException:
+            record.status = "failed"
+            record.error = "interrupted"
+            raise
+        finally:
+            stream.close_line()
+            record.finished_at = _now()
+            save_record(record)
     return record

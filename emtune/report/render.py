@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from emtune.report.table import AVERAGE, ResultsTable
+from emtune.report.table import AVERAGE, ResultsTable, build_table
 
 # Detail columns: header and how a value is shown (percentages as in the main table: one decimal).
 DETAIL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -73,6 +73,31 @@ def _details(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
+def headline(results: list[dict[str, Any]]) -> list[str]:
+    """The report's headline numbers, one line per benchmark and the average: the best checkpoint's accuracy
+    against step 0's, e.g. 'demo-arith (2 of 8): best step-2 50.0% vs 25.0% at step-0 (+25.0 points)'."""
+    table = build_table(results)
+    counts = scored_counts(results)
+    lines = []
+    for row in table.rows:
+        best = table.best(row)
+        if best is None:
+            continue
+        name = f"{row} ({counts[row]})" if row in counts else row
+        accuracy = table.accuracy[row]
+        if best.label == table.baseline:
+            lines.append(f"{name}: {best.label} {_percent(accuracy[best.label])}%, no later step did better")
+        elif table.baseline is not None and table.baseline in accuracy:
+            gain = accuracy[best.label] - accuracy[table.baseline]
+            lines.append(
+                f"{name}: best {best.label} {_percent(accuracy[best.label])}% vs {_percent(accuracy[table.baseline])}%"
+                f" at {table.baseline} ({100 * gain:+.1f} points)"
+            )
+        else:
+            lines.append(f"{name}: best {best.label} {_percent(accuracy[best.label])}%")
+    return lines
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -117,5 +142,6 @@ def to_html(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>emtune evaluation report</title>"
         f"<style>{_STYLE}</style></head><body><h1>emtune evaluation report</h1>"
-        f"<p>{html.escape(_intro(table, results))}</p>{_html_table(*_grid(table, results))}{images}<h2>Details</h2>{_html_table(*_details(results))}</body></html>\n"
+        f"<p>{html.escape(_intro(table, results))}</p>{_html_table(*_grid(table, results))}{images}"
+        f"<h2>Details</h2>{_html_table(*_details(results))}</body></html>\n"
     )

@@ -131,3 +131,16 @@ def test_a_limited_benchmark_says_how_many_items_were_scored_and_formats_are_con
     # details: percentages with one decimal like the table, counts as integers, rates without exponents
     assert "| step-0 | alpha | 50.0 | 50.0 | 8 | 10 | 12.5 | 10.0 | 1 | 1235 |" in md
     assert "e+" not in md
+
+
+def test_headline_lines_name_the_best_step_and_its_gain():
+    from emtune.report.render import headline
+
+    results = [{**r, "items": 8, "benchmark_items": 500} if r["benchmark"] == "alpha" else r for r in records()]
+    assert headline(results) == [
+        "alpha (8 of 500): best step-4 70.0% vs 50.0% at step-0 (+20.0 points)",
+        "beta: best step-8 35.0% vs 20.0% at step-0 (+15.0 points)",
+        "average: best step-4 50.0% vs 35.0% at step-0 (+15.0 points)",
+    ]
+    flat = [{**r, "accuracy": 0.0} for r in records()]
+    assert headline(flat)[0] == "alpha: step-0 0.0%, no later step did better"
