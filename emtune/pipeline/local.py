@@ -18,7 +18,6 @@ import logging
 import re
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,18 +89,6 @@ class ExecutorLog(io.TextIOBase):
         for line in lines:
             self._line(line)
         return len(text)
-
-    def show_warning(
-        self,
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        """`warnings.showwarning` for the run: into the log, not onto the terminal."""
-        self.write(warnings.formatwarning(message, category, filename, lineno, line))
 
     def close_line(self) -> None:
         """Write out a last line that ended without a newline."""
@@ -221,10 +208,9 @@ def run_local(
     with open(run_dir / LOG_FILE, "w", encoding="utf-8") as log_file:
         stream = ExecutorLog(log_file, on_task, echo)
         try:
-            # kfp.local prints every task's output and its own log lines on sys.stdout, and warns (settings
-            # that do nothing locally) through `warnings`: all of it belongs in the log.
-            with contextlib.redirect_stdout(stream), warnings.catch_warnings():
-                warnings.showwarning = stream.show_warning
+            # kfp.local prints every task's output and its own log lines on sys.stdout, and logs more (skipped
+            # tasks, clean-up) and warns (settings that do nothing locally) on sys.stderr: all of it is the log.
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
                 task: Any = build_pipeline(run_cfg)(**param_values(run_cfg))
             record.report = str(Path(task.outputs["Output"].path) / "report.html")
             record.status = "succeeded"
