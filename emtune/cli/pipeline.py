@@ -61,7 +61,8 @@ def run_pipeline(
         if event.status == "started":
             typer.echo(f"  {event.task} started", file=terminal)
         else:
-            typer.echo(f"  {event.task} {event.status.lower()} in {_duration(event.seconds or 0.0)}", file=terminal)
+            outcome = {"SUCCESS": "succeeded", "FAILURE": "failed"}.get(event.status, event.status.lower())
+            typer.echo(f"  {event.task} {outcome} in {_duration(event.seconds or 0.0)}", file=terminal)
 
     started = time.monotonic()
     record = run_local(build_config(config, sets), runs_root, on_task=show, echo=terminal if verbose else None)

@@ -62,7 +62,7 @@ def test_local_pipeline_run(tmp_path: Path) -> None:
     # kfp.local's own output (hundreds of lines, colour codes) is in the run's pipeline.log only.
     lines = printed.splitlines()
     assert "\x1b[" not in printed + proc.stderr and len(lines) < 40, printed
-    assert "  prep started" in lines and any(line.startswith("  report success in ") for line in lines)
+    assert "  prep started" in lines and any(line.startswith("  report succeeded in ") for line in lines)
     assert "  demo-arith (2 of 8): " in printed and f"full log: {record.log}" in printed
     log = Path(record.log or "").read_text()
     assert "\x1b[" not in log and "Executing task 'train'" in log and len(log.splitlines()) > 200

@@ -44,6 +44,7 @@ CASES = {
     "data: source is binary": (["prep", "--source", "binary.jsonl", "--out", "o"], "binary.jsonl"),
     "data: unknown suffix": (["prep", "--source", "notes.txt", "--out", "o"], "notes.txt"),
     "data: not JSON lines": (["prep", "--source", "garbage.jsonl", "--out", "o"], "garbage.jsonl"),
+    "data: mistyped field": (["prep", "--source", str(PROMPTS), "--field", "problme", "--out", "o"], "problme"),
     "data: index out of range": (["prep", "--source", str(PROMPTS), "--index", "99", "--out", "o"], "99"),
     "data: truncated jsonl": (
         ["prep", "--source", str(FIXTURES / "bad" / "truncated.jsonl"), "--out", "o"],
@@ -91,6 +92,10 @@ CASES = {
     "pipeline: submit to an unreachable host": (
         ["pipeline", "submit", "--host", "http://127.0.0.1:9", "--set", "store.uri=s3://b/p"],
         "127.0.0.1:9",
+    ),
+    "pipeline: submit with an invalid cron": (
+        ["pipeline", "submit", "--dry-run", "--recurring", "every day", "--set", "store.uri=s3://b/p"],
+        "every day",
     ),
     # class output (path mistakes)
     "output: --out is a file": (
