@@ -208,3 +208,16 @@ def test_grade_never_writes_over_its_samples(emtune_cli, tmp_path: Path) -> None
     before = samples.read_bytes()
     refused(emtune_cli("grade", str(samples), "--out", str(samples)), "samples file itself")
     assert samples.read_bytes() == before
+
+
+def test_eval_replaces_its_own_earlier_results_only_on_overwrite(emtune_cli, tmp_path: Path, model_dir: Path) -> None:
+    out = tmp_path / "eval"
+    args = ("eval", "--model", str(model_dir), "--benchmarks", "demo-arith", "--limit", "1", "--backend", "hf",
+            "--max-new-tokens", "4", "--set", "eval.grading_workers=1", "--out", str(out))  # fmt: skip
+    assert emtune_cli(*args).code == 0
+    (out / "note.txt").write_text("left by an earlier run")
+    refused(emtune_cli(*args), "--overwrite")
+    assert (out / "note.txt").is_file()
+    assert emtune_cli(*args, "--overwrite").code == 0
+    assert not (out / "note.txt").exists() and (out / OUTPUT_MARKER).is_file()
+    assert json.loads((out / "model" / "demo-arith" / "metrics.json").read_text())["benchmark_items"] == 8
