@@ -119,12 +119,17 @@ def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (
     out = Path(out)
     check_output(out, inputs, overwrite=overwrite)
     if out.is_dir() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        shutil.rmtree(old)
+        shutil.rmtree(_move_aside(out))
     make_dir(out)
     mark_output(out, command)
     return out
+
+
+def _move_aside(folder: Path) -> Path:
+    """Rename `folder` into a hidden sibling (returned) so that its name never holds a half-deleted folder."""
+    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    os.replace(folder, holder / folder.name)
+    return holder
 
 
 def _replace_dir(new: Path, final: Path) -> None:
@@ -132,8 +137,7 @@ def _replace_dir(new: Path, final: Path) -> None:
     if not final.exists():
         os.replace(new, final)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-    os.replace(final, old / final.name)
+    old = _move_aside(final)
     os.replace(new, final)
     shutil.rmtree(old)
 
