@@ -114,6 +114,8 @@ class ExecutorLog(io.TextIOBase):
             task, status = finished.groups()
             began = self._started.get(task) or [time.monotonic()]
             self._on_task(TaskEvent(task, status, time.monotonic() - began.pop(0)))
+            if task == self._current:  # what follows (skipped tasks, clean-up) is kfp's, not the task's
+                self._current = None
         elif self._current and line.strip():
             self.last_line[self._current] = line.strip()
             if (raised := _RAISED.match(line.strip())) and _is_user_error(*raised.groups()[:2]):

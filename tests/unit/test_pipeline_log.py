@@ -58,6 +58,7 @@ def test_a_failed_task_with_a_user_error_becomes_its_one_line() -> None:
 def test_a_failed_task_with_a_bug_points_at_its_traceback() -> None:
     stream = ExecutorLog(io.StringIO(), lambda event: None)
     feed(stream, kfp_task("train", "FAILURE", "Traceback (most recent call last):", "KeyError: 'rank'"))
+    feed(stream, "07:00:02.000 - INFO - Skipping task report: upstream task(s) ['train'] failed.\n")
     error = stream.failure(RuntimeError("Inner task failed: 'train'"), Path("/runs/x/pipeline.log"))
     assert error is not None and "KeyError: 'rank'" in str(error) and "/runs/x/pipeline.log" in str(error)
     # A line shaped like an emtune error whose class is not an EmtuneError is not taken for one.
