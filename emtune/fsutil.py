@@ -87,6 +87,18 @@ def make_dir(folder: Path) -> None:
         raise OutputError(f"folder {str(folder)!r} is not writable; choose a writable place")
 
 
+def check_can_create(folder: Path) -> None:
+    """Fail now, in one line, if `folder` could not be created or written later (nothing is created here)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {str(folder)!r} is a file; give a folder path")
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot create folder {str(folder)!r}: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create or write folder {str(folder)!r}: {str(existing)!r} is not writable")
+
+
 @contextlib.contextmanager
 def atomic_dir(
     final: Path, command: str, *, inputs: Iterable[Path | str] = (), overwrite: bool = False, mark: bool = True

@@ -106,6 +106,11 @@ CASES = {
         ["prep", "--source", str(PROMPTS), "--index", "0", "--out", "notes.txt/prompts"],
         "notes.txt",
     ),
+    "output: train --out is a file": (["train", "--prompts", "builtin:demo", "--out", "notes.txt"], "notes.txt"),
+    "output: a parent of train --out is a file": (
+        ["train", "--prompts", "builtin:demo", "--out", "notes.txt/run"],
+        "notes.txt",
+    ),
     "output: tiny-model into a file": (["tiny-model", "notes.txt"], "notes.txt"),
     "output: ckpt pull into a file": (["ckpt", "pull", "empty-store", "notes.txt"], "notes.txt"),
 }
