@@ -17,9 +17,9 @@ _BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<", "min_length": "min le
 
 
 def _type_name(annotation: Any) -> str:
-    if get_origin(annotation) is Annotated:
+    if get_origin(annotation) is Annotated:  # constraints show under "allowed", not in the type
         return _type_name(get_args(annotation)[0])
-    if get_origin(annotation) in (list, dict):
+    if get_origin(annotation) in (list, dict, tuple, set):
         return f"{get_origin(annotation).__name__}[{', '.join(_type_name(arg) for arg in get_args(annotation))}]"
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in get_args(annotation))

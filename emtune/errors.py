@@ -23,3 +23,11 @@ class TrainingError(EmtuneError):
 
 class StoreError(EmtuneError):
     """A checkpoint store cannot be reached, or holds something incomplete or corrupt."""
+
+
+class OutputError(EmtuneError):
+    """An output path would destroy the user's files or one of the command's inputs, or cannot be written."""
+
+
+class PipelineError(EmtuneError):
+    """A pipeline cannot be submitted (KFP unreachable or refusing) or one of its local tasks failed."""

@@ -1,4 +1,5 @@
-"""Write-then-rename helpers: a path that exists is complete."""
+"""Write-then-rename helpers (a path that exists is complete) and the output guard every folder-writing
+command goes through: emtune never deletes a folder it did not write, nor one of a command's own inputs."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from emtune.errors import OutputError
+
+# Written into every output folder emtune creates; `--overwrite` replaces only folders that carry it.
+OUTPUT_MARKER = ".emtune-output.json"
 
 
 def _current_umask() -> int:
@@ -24,31 +31,135 @@ _DIR_MODE = 0o777 & ~_current_umask()
 _FILE_MODE = 0o666 & ~_current_umask()
 
 
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; rename it into place only if the block succeeds.
+def check_output(out: Path, inputs: Iterable[Path | str] = (), *, overwrite: bool = False) -> None:
+    """Refuse an output folder that would destroy something the user did not ask emtune to delete.
 
-    An existing `final` is replaced. On any exception the temporary folder is removed, so
-    nothing half-written is ever left under the final name.
+    Refused: a file; a folder that is, holds or lies inside one of `inputs` (the files and folders the command
+    reads); an existing non-empty folder unless `overwrite`; and, even with `overwrite`, one without emtune's
+    marker (not written by emtune).
+    """
+    out = Path(out)
+    target = out.resolve()
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"output {str(out)!r} is a file; give a folder path (new or empty) for the output")
+    for each in inputs:
+        source = Path(each).resolve()
+        if source == target:
+            raise OutputError(f"output {str(out)!r} is the input {str(each)!r}; write the output to another folder")
+        if target in source.parents:
+            raise OutputError(f"output {str(out)!r} holds the input {str(each)!r}; write the output elsewhere")
+        if source in target.parents and source.is_dir():
+            raise OutputError(f"output {str(out)!r} lies inside the input {str(each)!r}; write the output elsewhere")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise OutputError(f"output folder {str(out)!r} exists and is not empty; choose another one or pass --overwrite")
+    if not (target / OUTPUT_MARKER).is_file():
+        raise OutputError(
+            f"output folder {str(out)!r} was not written by emtune (it has no {OUTPUT_MARKER}); "
+            "--overwrite replaces only emtune's own outputs: choose another folder"
+        )
+
+
+def mark_output(folder: Path, command: str) -> None:
+    """Record that emtune wrote `folder`, so a later `--overwrite` may replace it."""
+    import emtune  # the package root, for its version; imported here as fsutil sits below it
+
+    stamp = {
+        "written_by": f"emtune {emtune.__version__}",
+        "command": command,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(Path(folder) / OUTPUT_MARKER, stamp)
+
+
+def make_dir(folder: Path) -> None:
+    """mkdir -p, with the path mistakes (a file in the way, no permission) as one OutputError line."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create folder {str(folder)!r}: a file of that name is in the way") from None
+    except NotADirectoryError:
+        raise OutputError(f"cannot create folder {str(folder)!r}: a parent of it is a file") from None
+    except PermissionError:
+        raise OutputError(f"cannot create folder {str(folder)!r}: permission denied; choose a writable place") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"folder {str(folder)!r} is not writable; choose a writable place")
+
+
+def check_can_create(folder: Path) -> None:
+    """Fail now, in one line, if `folder` could not be created or written later (nothing is created here)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {str(folder)!r} is a file; give a folder path")
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot create folder {str(folder)!r}: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create or write folder {str(folder)!r}: {str(existing)!r} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    final: Path, command: str, *, inputs: Iterable[Path | str] = (), overwrite: bool = False, mark: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary sibling of `final`; rename it into place, marked as emtune's, only if the block succeeds.
+
+    `final` passes `check_output` first (so an existing folder is replaced only with `overwrite` and only if
+    emtune wrote it). On any exception the temporary folder is removed, so nothing half-written is ever left
+    under the final name, and an existing `final` is untouched. `mark=False` is for a piece of a larger output
+    that carries the marker itself (an eval pair inside its eval folder).
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    check_output(final, inputs, overwrite=overwrite)
+    make_dir(final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     os.chmod(tmp, _DIR_MODE)
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if mark:
+            mark_output(tmp, command)
+        _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
+def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (), overwrite: bool = False) -> Path:
+    """An output folder a command fills piece by piece (each piece atomic): guarded as `atomic_dir` guards,
+    emptied when `overwrite` replaces an earlier emtune output, and marked as emtune's from the start."""
+    out = Path(out)
+    check_output(out, inputs, overwrite=overwrite)
+    if out.is_dir() and any(out.iterdir()):
+        shutil.rmtree(_move_aside(out))
+    make_dir(out)
+    mark_output(out, command)
+    return out
+
+
+def _move_aside(folder: Path) -> Path:
+    """Rename `folder` into a hidden sibling (returned) so that its name never holds a half-deleted folder."""
+    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    os.replace(folder, holder / folder.name)
+    return holder
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Rename `new` to `final`; an existing `final` (checked by the caller) is moved aside first, then removed."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    old = _move_aside(final)
+    os.replace(new, final)
+    shutil.rmtree(old)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary sibling and an atomic rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"output {str(path)!r} is a folder; give a file path")
+    make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.chmod(tmp, _FILE_MODE)
     try:

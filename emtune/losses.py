@@ -6,7 +6,9 @@ distributions: the first generated token counts, the position after the last doe
 tokens and anything after EOS never do.
 
 Entropies are computed in float32 chunks of at most `chunk_tokens` rows of [tokens x vocab], each under
-activation checkpointing, so at most one float32 chunk is alive at a time in forward and in backward.
+activation checkpointing: on top of the logits themselves (whole, in the model's dtype), at most one float32
+chunk of temporaries is alive at a time in forward and in backward. With bf16 logits that avoids a float32 copy
+of them all; float32 logits are already whole in float32, and chunking bounds only the temporaries.
 """
 
 from __future__ import annotations

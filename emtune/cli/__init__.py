@@ -9,7 +9,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from emtune.cli.app import app
+from emtune.cli.app import app, flags
 from emtune.errors import EmtuneError
 
 # Each module registers its commands on `app` when imported.
@@ -53,9 +53,14 @@ def main() -> None:
     handler = _log_to_stderr()
     for noisy in ("accelerate", "deepspeed", "DeepSpeed", "httpx", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # One warning per connection retry; the failure that matters is reported once, as an error.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    flags.debug = False
     try:
         app()  # usage errors: typer prints them and exits 2
     except EmtuneError as err:
+        if flags.debug:
+            raise
         _stderr.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
     finally:

@@ -17,10 +17,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+class _Flags:
+    """Options of the `emtune` command itself, read by the top-level error handler."""
+
+    debug = False
+
+
+flags = _Flags()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback too.")] = False,
+) -> None:
+    flags.debug = debug
+
+
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="Run config (YAML).")]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config key, e.g. --set train.learning_rate=1e-5 (repeatable)."),
+]
+
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace an existing output folder, if emtune wrote it (other folders are never replaced)."
+    ),
 ]
 
 

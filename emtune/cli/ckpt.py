@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.cli.app import ConfigOption, OverwriteOption, SetOption, app, build_config
 from emtune.cli.bench import bench_app
 from emtune.store import CheckpointStore, StepListing
 from emtune.store.config import StoreConfig
@@ -52,7 +52,7 @@ def push(
 def pull(
     uri: StepUri,
     local_dir: Annotated[Path, typer.Argument(help="Folder to create with the step's files.")],
-    force: Annotated[bool, typer.Option(help="Replace LOCAL_DIR if it exists.")] = False,
+    overwrite: OverwriteOption = False,
     endpoint_url: EndpointOption = None,
     config: ConfigOption = None,
     sets: SetOption = None,
@@ -60,7 +60,7 @@ def pull(
     """Download a complete step, checking every file's size and sha256 against its manifest."""
     from emtune.store.ops import pull_uri
 
-    typer.echo(str(pull_uri(uri, local_dir, _store_config(config, sets, endpoint_url), force=force)))
+    typer.echo(str(pull_uri(uri, local_dir, _store_config(config, sets, endpoint_url), overwrite=overwrite)))
 
 
 @ckpt_app.command("ls")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.cli.app import ConfigOption, OverwriteOption, SetOption, app, build_config
 from emtune.cli.bench import bench_app
 
 _console = Console()
@@ -39,6 +39,7 @@ def eval_command(
     ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Longest completion (eval.max_new_tokens).")] = None,
     limit: Annotated[int | None, typer.Option(help="First N problems of each benchmark (eval.limit).")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Generate and grade completions for every checkpoint × benchmark; write samples, metrics, results."""
     cfg = build_config(
@@ -49,7 +50,7 @@ def eval_command(
     )  # fmt: skip
     from emtune.evaluate.runner import RESULTS_FILE, run
 
-    folder = run(cfg, model or [cfg.model.path], out=out)
+    folder = run(cfg, model or [cfg.model.path], out=out, overwrite=overwrite)
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))["results"]
     table = Table(title=f"accuracy (%) — {folder}")
     for column in ("checkpoint", "step", "benchmark", "accuracy", "timeouts", "mean tokens", "tokens/s"):

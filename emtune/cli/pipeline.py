@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -47,16 +50,43 @@ def run_pipeline(
     trigger: Annotated[str, typer.Option(help="What started the run: manual, schedule, dashboard or api.")] = "manual",
     requested_by: Annotated[str | None, typer.Option(help="Who asked for the run; default: this user.")] = None,
     parent_run: Annotated[str | None, typer.Option(help="The run this one re-runs (recorded as lineage).")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Stream kfp.local's full output (always kept in the run's pipeline.log).")
+    ] = False,
 ) -> None:
-    """Run the whole pipeline on this machine and print where the report is."""
+    """Run the whole pipeline on this machine: one line per task, then the report and its headline numbers."""
     if not local:
         raise ConfigError("emtune pipeline run needs --local; to run on a cluster use `emtune pipeline submit`")
-    from emtune.pipeline.local import Provenance, check_run_id, current_user, run_local
+    from emtune.pipeline.local import Provenance, TaskEvent, check_run_id, current_user, run_local
+    from emtune.report.render import headline
 
     provenance = Provenance(trigger=trigger, requested_by=requested_by or current_user(), parent_run=parent_run)
     cfg = build_config(config, sets)
-    record = run_local(cfg, runs_root, run_id=check_run_id(run_id) if run_id else None, provenance=provenance)
-    typer.echo(f"run {record.run_id} succeeded; report: {record.report}")
+    terminal = sys.stdout  # while the pipeline runs, sys.stdout is kfp.local's log
+
+    def show(event: TaskEvent) -> None:
+        if event.status == "started":
+            typer.echo(f"  {event.task} started", file=terminal)
+        else:
+            outcome = {"SUCCESS": "succeeded", "FAILURE": "failed"}.get(event.status, event.status.lower())
+            typer.echo(f"  {event.task} {outcome} in {_duration(event.seconds or 0.0)}", file=terminal)
+
+    started = time.monotonic()
+    record = run_local(
+        cfg, runs_root, run_id=check_run_id(run_id) if run_id else None, provenance=provenance,
+        on_task=show, echo=terminal if verbose else None,
+    )  # fmt: skip
+    typer.echo(f"run {record.run_id} succeeded in {_duration(time.monotonic() - started)}")
+    typer.echo(f"report: {record.report}")
+    results = json.loads((Path(record.report or "").parent / "results.json").read_text(encoding="utf-8"))
+    for line in headline(results["results"]):
+        typer.echo(f"  {line}")
+    typer.echo(f"full log: {record.log}")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds, 1), 60)
+    return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{rest:.1f} s"
 
 
 @pipeline_app.command("runs")

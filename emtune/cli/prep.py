@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.cli.app import ConfigOption, OverwriteOption, SetOption, app, build_config
 
 
 @app.command()
@@ -37,6 +37,7 @@ def prep(
         str | None, typer.Option(help="chat, qwen25-math-cot or raw (data.prompt_format).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (data.output); default <run.out_dir>/data.")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Read, validate, dedupe and select problems; write prompts.parquet and manifest.json."""
     flags = {
@@ -48,5 +49,5 @@ def prep(
     cfg = build_config(config, sets, flags)
     from emtune.data.prep import run
 
-    folder = run(cfg)  # logs "N rows → M unique problems → K prompts (...)"
+    folder = run(cfg, overwrite=overwrite)  # logs "N rows → M unique problems → K prompts (...)"
     typer.echo(f"prompt set: {folder}")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.cli.app import ConfigOption, OverwriteOption, SetOption, app, build_config
 
 
 class _BuildByDefault(TyperGroup):
@@ -34,11 +34,12 @@ def build(
     metrics: Annotated[
         list[Path] | None, typer.Option("--metrics", help="Trainer metrics.jsonl for the entropy plot (repeatable).")
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Benchmark × checkpoint table with the average, deltas vs step 0 and best step; plots; md + html."""
     from emtune.report.build import run
 
-    folder = run(inputs, out or inputs[0] / "report", metrics_jsonl=metrics)
+    folder = run(inputs, out or inputs[0] / "report", metrics_jsonl=metrics, overwrite=overwrite)
     typer.echo(f"report: {folder / 'report.html'}")
     typer.echo((folder / "report.md").read_text(encoding="utf-8").split("\n## ")[0])
 
@@ -50,12 +51,13 @@ def logits(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("logits-report"),
     config: ConfigOption = None,
     sets: SetOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Histograms and mean/std/skew of each model's logits on the same prompts (the logit shift)."""
     cfg = build_config(config, sets)
     from emtune.report.logits import run
 
-    folder = run(cfg, model, prompts, out)
+    folder = run(cfg, model, prompts, out, overwrite=overwrite)
     summary: dict[str, Any] = json.loads((folder / "logits.json").read_text(encoding="utf-8"))
     for label, stats in summary["models"].items():
         typer.echo(f"{label}: mean {stats['mean']:.4f} std {stats['std']:.4f} skew {stats['skew']:.4f}")

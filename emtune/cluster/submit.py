@@ -6,16 +6,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emtune.config import RunConfig
-from emtune.errors import ConfigError
+from emtune.errors import ConfigError, PipelineError
 from emtune.pipeline.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,22 @@ def build_request(
     return request
 
 
+@contextlib.contextmanager
+def kfp_errors(host: str) -> Iterator[None]:
+    """The KFP client's connection failures and API refusals as one line naming the host (kfp raises urllib3's
+    and kfp_server_api's exceptions, with the cause several layers down)."""
+    from kfp_server_api.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except HTTPError as exc:  # connection refused, DNS, timeouts (MaxRetryError wraps the first of them)
+        reason = str(getattr(exc, "reason", None) or exc).split(": ")[-1].rstrip("')\"")
+        raise PipelineError(f"KFP API at {host!r} is unreachable ({reason}); check --host and the server") from None
+    except ApiException as exc:
+        raise PipelineError(f"KFP API at {host!r} refused the request: HTTP {exc.status} {exc.reason}") from None
+
+
 def make_client(host: str, namespace: str | None) -> Any:
     """A kfp.Client authenticated by $EMTUNE_KFP_TOKEN, else the in-cluster service-account token."""
     import kfp
@@ -133,7 +152,10 @@ def make_client(host: str, namespace: str | None) -> Any:
         from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
         credentials = ServiceAccountTokenVolumeCredentials(str(SA_TOKEN_PATH))
-    return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token, credentials=credentials)
+    with warnings.catch_warnings():
+        # "This client only works with KFP v2.0.0-beta.2 and later": emtune's pipelines need 2.x anyway.
+        warnings.simplefilter("ignore", FutureWarning)
+        return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token, credentials=credentials)
 
 
 def _pipeline_version(client: Any, request: SubmitRequest) -> tuple[str, str]:
@@ -154,7 +176,12 @@ def submit(request: SubmitRequest, client: Any = None) -> str:
     """Send the request; returns the URL of the run (or recurring run) in the KFP UI."""
     if not request.host:
         raise ConfigError("no KFP host: pass --host URL (e.g. http://ml-pipeline-ui.kubeflow:80)")
-    client = client or make_client(request.host, request.namespace)
+    with kfp_errors(request.host):
+        return _submit(request, client or make_client(request.host, request.namespace))
+
+
+def _submit(request: SubmitRequest, client: Any) -> str:
+    assert request.host
     pipeline_id, version_id = _pipeline_version(client, request)
     experiment = client.create_experiment(request.experiment, namespace=request.namespace)
     base = request.host.rstrip("/")

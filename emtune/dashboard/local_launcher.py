@@ -1,8 +1,9 @@
 """The local launcher: runs under a runs folder, each started as `emtune pipeline run --local` in a background
 process of its own (its own process group, so stopping it stops its component subprocesses too).
 
-The runs folder is the only state: each run's `run.json` (emtune.pipeline.local) says what it is, a
-`pipeline.log` holds the output of runs started here and `pipeline.pid` their process id.
+The runs folder is the only state: each run's `run.json` (emtune.pipeline.local) says what it is, its
+`pipeline.log` (written by the run) holds every task's output, `console.log` the command's own output (task lines,
+errors before the pipeline starts) for runs started here, and `pipeline.pid` their process id.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
 from emtune.pipeline.local import (
     CONFIG_FILE,
+    LOG_FILE,
     RECORD_FILE,
     REQUEST_FILE,
     Provenance,
@@ -40,7 +42,7 @@ from emtune.store import split_step_uri
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "pipeline.log"
+CONSOLE_FILE = "console.log"
 PID_FILE = "pipeline.pid"
 STOP_GRACE_S = 15.0
 
@@ -95,7 +97,7 @@ class LocalLauncher:
         command += ["--requested-by", provenance.requested_by or "unknown"]
         if provenance.parent_run:
             command += ["--parent-run", provenance.parent_run]
-        with (run_dir / LOG_FILE).open("ab") as log_file:
+        with (run_dir / CONSOLE_FILE).open("ab") as log_file:
             child = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -125,8 +127,10 @@ class LocalLauncher:
             save_record(record)
 
     def log_tail(self, run_id: str, lines: int = 200) -> str:
-        path = self._run_dir(run_id) / LOG_FILE
-        if not path.is_file():
+        """The end of the run's full log, or of the command's output while the run has none (it failed early)."""
+        run_dir = self._run_dir(run_id)
+        path = next((p for p in (run_dir / LOG_FILE, run_dir / CONSOLE_FILE) if p.is_file()), None)
+        if path is None:
             return ""
         with path.open("rb") as handle:
             handle.seek(max(0, path.stat().st_size - 256 * 1024))
@@ -204,7 +208,7 @@ class LocalLauncher:
         record = load_record(Path(record.run_dir))  # it may have finished between the two reads
         if record.status in ACTIVE:
             record.status, record.finished_at, record.pid = "failed", utc_now(), None
-            record.error = record.error or f"the pipeline process exited without recording its end; see {LOG_FILE}"
+            record.error = record.error or f"the pipeline process exited without recording its end; see {CONSOLE_FILE}"
             save_record(record)
         return record
 

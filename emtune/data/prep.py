@@ -22,9 +22,9 @@ from emtune.config import RunConfig
 from emtune.data.config import DataConfig, parse_shard
 from emtune.data.problems import Problem, read_problems, unique
 from emtune.data.prompt_set import MANIFEST, PROMPTS_FILE
-from emtune.data.sources import read_source
+from emtune.data.sources import local_source_paths, read_source
 from emtune.errors import DataError
-from emtune.fsutil import atomic_dir, atomic_write_json
+from emtune.fsutil import atomic_dir, atomic_write_json, check_output
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,17 @@ def _named_fields(data: DataConfig) -> tuple[str, ...]:
     )
 
 
-def run(cfg: RunConfig, out: Path | None = None) -> Path:
-    """Read, validate, dedupe and select problems from cfg.data.source; write the prompt-set folder."""
+def run(cfg: RunConfig, out: Path | None = None, *, overwrite: bool = False) -> Path:
+    """Read, validate, dedupe and select problems from cfg.data.source; write the prompt-set folder.
+
+    An existing non-empty output is replaced only with `overwrite` and only if emtune wrote it.
+    """
     data = cfg.data
     if not data.source:
         raise DataError("no source to prepare: set data.source (or --source) to a file, hf://... or s3://...")
     out = Path(out or data.output or Path(cfg.run.out_dir) / "data")
+    inputs = local_source_paths(data.source)
+    check_output(out, inputs, overwrite=overwrite)  # before reading: a refusal costs nothing
     table = read_source(data.source, fmt=data.format, store=cfg.store)
     rows = read_problems(table, data.field, data.id_field, data.answer_field, required=_named_fields(data))
     unique_count = len(unique(rows))
@@ -68,7 +73,7 @@ def run(cfg: RunConfig, out: Path | None = None) -> Path:
         "emtune_version": emtune.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "prep", inputs=inputs, overwrite=overwrite) as tmp:
         write_prompts(chosen, tmp / PROMPTS_FILE)
         atomic_write_json(tmp / MANIFEST, manifest)
     log.info("%s: %s", data.source, summary(manifest))

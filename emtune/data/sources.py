@@ -68,6 +68,16 @@ def read_source(uri: str, *, fmt: str = "auto", store: StoreConfig | None = None
     return SourceTable(uri=uri, columns=columns, records=records, sha256=hashlib.sha256(data).hexdigest())
 
 
+def local_source_paths(uri: str) -> list[Path]:
+    """The local file or folder a source names (none for s3:// and hub datasets), so an output keeps off it."""
+    if uri.startswith("s3://"):
+        return []
+    if uri.startswith("hf://"):
+        folder = Path(parse_hf_uri(uri).path)
+        return [folder] if folder.exists() else []
+    return [Path(uri.removeprefix("file://"))]
+
+
 def _format_of(uri: str, fmt: str) -> str:
     if fmt != "auto":
         if fmt not in FILE_FORMATS:

@@ -77,6 +77,11 @@ def expand_models(specs: list[str], store_cfg: StoreConfig) -> list[ModelRef]:
     return refs
 
 
+def local_paths(refs: list[ModelRef]) -> list[Path]:
+    """The local folders among `refs` (not hub ids or store URIs): inputs an output must keep away from."""
+    return [Path(ref.spec) for ref in refs if not _STORE_URI.match(ref.spec) and Path(ref.spec).exists()]
+
+
 @contextlib.contextmanager
 def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
     """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder."""

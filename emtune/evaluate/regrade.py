@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emtune.errors import DataError
+from emtune.errors import DataError, OutputError
 from emtune.evaluate.grading import grade_all
 from emtune.fsutil import atomic_write_text
 
@@ -14,8 +14,14 @@ from emtune.fsutil import atomic_write_text
 def _read_samples(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"samples file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"samples file {str(path)!r} is not UTF-8 text; expected JSONL (one JSON object a line)"
+        ) from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -35,6 +41,10 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
 def regrade(samples: Path, out: Path | None = None, *, timeout_s: float = 10.0, workers: int = 0) -> dict[str, Any]:
     """Grade every line of `samples`; with `out`, write each line back in order with `extracted` and `correct`."""
     samples = Path(samples)
+    if out is not None and Path(out).resolve() == samples.resolve():
+        raise OutputError(f"--out {str(out)!r} is the samples file itself; write the regraded lines to another file")
+    if out is not None and Path(out).is_dir():
+        raise OutputError(f"--out {str(out)!r} is a folder; give the path of the JSONL file to write")
     records = _read_samples(samples)
     grades = grade_all([(str(r["completion"]), str(r["gold"])) for r in records], timeout_s, workers)
     if out is not None:

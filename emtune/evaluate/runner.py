@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emtune.data.formats import encode_prompt, format_prompt
+from emtune.data.sources import local_source_paths
 from emtune.errors import ModelError
 from emtune.evaluate.backends import GenerationBackend, GenerationParams, open_backend
 from emtune.evaluate.grading import Grader
-from emtune.evaluate.models import ModelRef, expand_models, local_model
+from emtune.evaluate.models import ModelRef, expand_models, local_model, local_paths
 from emtune.evaluate.passk import summarize
-from emtune.fsutil import atomic_dir, atomic_write_json
+from emtune.fsutil import atomic_dir, atomic_write_json, open_output_dir
 from emtune.model.loading import load_tokenizer
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def _evaluate(
         "sampling": asdict(params),
         "protocol": _protocol(cfg),
         "items": len(items),
+        "benchmark_items": len(benchmark.items),  # > items when eval.limit cut the benchmark short
         "samples": len(records),
         "accuracy": scores.get(f"avg@{ev.n}", 0.0),
         **scores,
@@ -126,7 +128,8 @@ def _evaluate(
         "tokens_per_s": sum(tokens) / generation_s if generation_s > 0 else 0.0,
         "graded_per_s": len(records) / grading_s if grading_s > 0 else 0.0,
     }
-    with atomic_dir(out / ref.label / benchmark.name) as tmp:
+    # A piece of the eval folder, which `run` (or KFP, for a pipeline task) made fresh: no marker of its own.
+    with atomic_dir(out / ref.label / benchmark.name, "eval", mark=False) as tmp:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         (tmp / SAMPLES_FILE).write_text(lines, encoding="utf-8")
         atomic_write_json(tmp / METRICS_FILE, metrics)
@@ -137,11 +140,24 @@ def _evaluate(
     return metrics
 
 
-def run(cfg: RunConfig, models: list[str], benchmarks: list[str] | None = None, out: Path | None = None) -> Path:
-    """Evaluate every checkpoint `models` names on every benchmark; returns the run's output folder."""
+def run(
+    cfg: RunConfig,
+    models: list[str],
+    benchmarks: list[str] | None = None,
+    out: Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Evaluate every checkpoint `models` names on every benchmark; returns the run's output folder.
+
+    An existing non-empty `out` is replaced only with `overwrite` and only if emtune wrote it; it may not be,
+    hold or lie inside a model folder or a benchmark file it reads.
+    """
     out = Path(out) if out is not None else Path(cfg.run.out_dir) / "eval"
     loaded = _load_benchmarks(cfg, benchmarks or cfg.eval.benchmarks)  # bad names fail before any model loads
     refs = expand_models(models, cfg.store)
+    sources = [path for source in cfg.eval.sources.values() for path in local_source_paths(source)]
+    open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
     results: list[dict[str, Any]] = []
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
         for ref in refs:

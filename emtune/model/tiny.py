@@ -14,7 +14,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from emtune.fsutil import atomic_dir
+from emtune.fsutil import atomic_dir, check_output
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -104,8 +104,9 @@ def build_model(vocab_size: int, pad_id: int, eos_id: int, seed: int = 0) -> Qwe
     return model
 
 
-def write_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024) -> Path:
+def write_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024, *, overwrite: bool = False) -> Path:
     """Write the tiny model and tokenizer to `out_dir` (atomically) and return it."""
+    check_output(out_dir, overwrite=overwrite)
     tokenizer = build_tokenizer(vocab_size=vocab_size, seed=seed)
     model = build_model(
         vocab_size=len(tokenizer),
@@ -113,7 +114,7 @@ def write_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024) -> Pa
         eos_id=tokenizer.eos_token_id,
         seed=seed,
     )
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), "tiny-model", overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)

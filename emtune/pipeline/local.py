@@ -3,24 +3,30 @@ record of each run so later tools (the dashboard) can list them.
 
 A run lives in `<runs_root>/<run_id>/`: `request.yaml` (the config as requested), `config.yaml` (the same placed
 on this machine: folders and store under the run), `run.json` (its record with provenance, rewritten as its
-status changes), `pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report),
-`store/` (the file:// checkpoint store, unless the config names one) and `train/` (the trainer's run folder).
+status changes), `pipeline.log` (kfp.local's output: every task's full log, without colour codes),
+`pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report), `store/` (the file://
+checkpoint store, unless the config names one) and `train/` (the trainer's run folder).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
+import io
 import json
 import logging
 import os
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from emtune.config import RunConfig, dump_config
-from emtune.errors import ConfigError
+from emtune.errors import ConfigError, EmtuneError, PipelineError
 from emtune.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,16 @@ class Provenance:
     parent_run: str | None = None
 
 
+LOG_FILE = "pipeline.log"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# kfp.local's own lines around each task (kfp 2.17: task_dispatcher.py).
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+# The last line of a task's traceback when it raised one of emtune's exceptions: "emtune.errors.DataError: ...".
+_RAISED = re.compile(r"^(emtune(?:\.\w+)*)\.(\w+): (.+)$")
+
+
 @dataclass
 class RunRecord:
     run_id: str
@@ -56,6 +72,92 @@ class RunRecord:
     requested_by: str | None = None
     parent_run: str | None = None
     pid: int | None = None  # the process running the pipeline, while it runs
+    log: str | None = None  # kfp.local's full output for the run
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    task: str
+    status: str  # started | SUCCESS | FAILURE
+    seconds: float | None = None  # how long the task ran, once it finished
+
+
+class ExecutorLog(io.TextIOBase):
+    """Where kfp.local's output goes instead of the terminal: each line into the run's log file without
+    colour codes, task starts and ends to `on_task`, and (with `echo`) the stream as kfp prints it.
+
+    It also keeps, per task, the user error (an EmtuneError) its traceback ended with and its last line, so a
+    failed run can say in one line what went wrong instead of "Inner task failed".
+    """
+
+    def __init__(self, file: TextIO, on_task: Callable[[TaskEvent], None], echo: TextIO | None = None) -> None:
+        super().__init__()
+        self._file, self._on_task, self._echo = file, on_task, echo
+        self._pending = ""
+        # Start times per task name, oldest first: the iterations of a ParallelFor share one name and may overlap.
+        self._started: dict[str, list[float]] = {}
+        self._current: str | None = None
+        self.last_line: dict[str, str] = {}
+        self.user_error: dict[str, str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def close_line(self) -> None:
+        """Write out a last line that ended without a newline."""
+        if self._pending:
+            self._line(self._pending)
+            self._pending = ""
+
+    def flush(self) -> None:
+        self._file.flush()
+        if self._echo is not None:
+            self._echo.flush()
+
+    def _line(self, raw: str) -> None:
+        line = _ANSI.sub("", raw)
+        if self._echo is not None:  # colours only where they render
+            self._echo.write((raw if self._echo.isatty() else line) + "\n")
+        self._file.write(line + "\n")
+        if started := _STARTED.search(line):
+            self._current = started.group(1)
+            self._started.setdefault(self._current, []).append(time.monotonic())
+            self._on_task(TaskEvent(self._current, "started"))
+        elif finished := _FINISHED.search(line):
+            task, status = finished.groups()
+            began = self._started.get(task) or [time.monotonic()]
+            self._on_task(TaskEvent(task, status, time.monotonic() - began.pop(0)))
+            if task == self._current:  # what follows (skipped tasks, clean-up) is kfp's, not the task's
+                self._current = None
+        elif self._current and line.strip():
+            self.last_line[self._current] = line.strip()
+            if (raised := _RAISED.match(line.strip())) and _is_user_error(*raised.groups()[:2]):
+                self.user_error[self._current] = raised.group(3)
+
+    def failure(self, exc: BaseException, log_path: Path) -> PipelineError | None:
+        """The one-line error for a run kfp.local stopped with `exc`, from the failed task's own output."""
+        failed = next((task for task in reversed(self.last_line) if task in str(exc)), self._current)
+        if failed is None:
+            return None
+        if failed in self.user_error:
+            return PipelineError(f"task {failed!r} failed: {self.user_error[failed]} (full log: {log_path})")
+        last = self.last_line.get(failed, "no output")
+        return PipelineError(f"task {failed!r} failed with {last!r}; its traceback is in {log_path}")
+
+
+def _is_user_error(module: str, name: str) -> bool:
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, EmtuneError)
 
 
 def utc_now() -> str:
@@ -116,10 +218,16 @@ def run_local(
     *,
     run_id: str | None = None,
     provenance: Provenance = Provenance(),
+    on_task: Callable[[TaskEvent], None] = lambda event: None,
+    echo: TextIO | None = None,
 ) -> RunRecord:
     """Run the whole pipeline here; returns the run's record (status succeeded, report set) or raises.
 
-    `run_id` lets a launcher name the run (and its folder) before the run starts."""
+    `run_id` lets a launcher name the run (and its folder) before the run starts. kfp.local's output (about 1,600
+    lines for the tiny demo) goes to `<run>/pipeline.log`, and to `echo` when given; `on_task` hears each task's
+    start and end. A failed task raises a PipelineError naming the task and, when it raised an EmtuneError, that
+    error's message.
+    """
     from kfp import local
 
     from emtune.pipeline.checks import check_pipeline_config
@@ -145,20 +253,34 @@ def run_local(
         requested_by=provenance.requested_by,
         parent_run=provenance.parent_run,
         pid=os.getpid(),
+        log=str(run_dir / LOG_FILE),
     )
     save_record(record)
     log.info("local pipeline run %s in %s", run_id, run_dir)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline_root"))
-    try:
-        task: Any = build_pipeline(run_cfg, local=True)(**param_values(run_cfg))
-        record.report = str(Path(task.outputs["Output"].path) / "report.html")
-        record.status = "succeeded"
-    except BaseException as exc:
-        record.status = "failed"
-        record.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise
-    finally:
-        record.finished_at = utc_now()
-        record.pid = None
-        save_record(record)
+    with open(run_dir / LOG_FILE, "w", encoding="utf-8") as log_file:
+        stream = ExecutorLog(log_file, on_task, echo)
+        try:
+            # kfp.local prints every task's output and its own log lines on sys.stdout, and logs more (skipped
+            # tasks, clean-up) and warns (settings that do nothing locally) on sys.stderr: all of it is the log.
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                task: Any = build_pipeline(run_cfg, local=True)(**param_values(run_cfg))
+            record.report = str(Path(task.outputs["Output"].path) / "report.html")
+            record.status = "succeeded"
+        except Exception as exc:
+            record.status = "failed"
+            error = stream.failure(exc, run_dir / LOG_FILE)
+            record.error = str(error) if error else _ANSI.sub("", (str(exc).strip().splitlines() or [""])[0])
+            if error is None:
+                raise
+            raise error from None
+        except BaseException:
+            record.status = "failed"
+            record.error = "interrupted"
+            raise
+        finally:
+            stream.close_line()
+            record.finished_at = utc_now()
+            record.pid = None
+            save_record(record)
     return record

@@ -63,7 +63,7 @@ def _write_prompt_set(cfg: RunConfig, out: Path) -> None:
         "rows_unique": len(problems),
         "prompt_format": prompt_set.prompt_format or cfg.data.prompt_format,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "prep") as tmp:
         write_prompts(problems, tmp / PROMPTS_FILE)
         atomic_write_json(tmp / "manifest.json", manifest)
 

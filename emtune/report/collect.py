@@ -33,6 +33,11 @@ def _files(inputs: list[Path], name: str) -> list[Path]:
     return found
 
 
+def input_files(inputs: list[Path], extra: list[Path] | None = None) -> list[Path]:
+    """Every file a report built from `inputs` (and the trainer metrics `extra`) reads."""
+    return [*_files(inputs, EVAL_METRICS), *_files(inputs, TRAIN_METRICS), *(Path(p) for p in extra or [])]
+
+
 def collect_eval(inputs: list[Path]) -> list[dict[str, Any]]:
     """Every (checkpoint, benchmark) metrics record under `inputs`; a pair seen twice keeps the later one."""
     pairs: dict[tuple[str, str], dict[str, Any]] = {}

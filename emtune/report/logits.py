@@ -18,9 +18,10 @@ import torch
 from matplotlib.figure import Figure
 
 from emtune.data.formats import encode_prompt
+from emtune.data.prompt_set import read_prompt_set
 from emtune.errors import DataError
-from emtune.evaluate.models import expand_models, local_model
-from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from emtune.evaluate.models import expand_models, local_model, local_paths
+from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output
 from emtune.model.loading import load_model, load_tokenizer
 
 if TYPE_CHECKING:
@@ -33,11 +34,20 @@ SAMPLE_PER_PROMPT = 20_000
 
 
 def read_prompts(path: Path) -> list[str]:
-    """Problems from a JSONL file (field problem/prompt/question) or a text file (one per line)."""
+    """Problems from prep's output (its folder or prompts.parquet), a JSONL file (field problem/prompt/question)
+    or a text file (one per line)."""
     path = Path(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        return read_prompt_set(path).problems
     if not path.is_file():
         raise DataError(f"prompts file {str(path)!r} does not exist")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"prompts file {str(path)!r} is not text; expected JSONL, one prompt a line, or prep's output folder"
+        ) from None
+    lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix != ".jsonl":
         prompts = lines
     else:
@@ -121,10 +131,15 @@ def _markdown(stats: dict[str, dict[str, float]], prompts: int) -> str:
     return "\n".join([*lines, "", "![logits](logits.png)", ""])
 
 
-def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path) -> Path:
-    """Compare the logits of `models` on the problems in `prompts`; writes logits.{png,json,md} into `out`."""
+def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path, *, overwrite: bool = False) -> Path:
+    """Compare the logits of `models` on the problems in `prompts`; writes logits.{png,json,md} into `out`.
+
+    `out` may not be, hold or lie inside an input; an existing one is replaced only with `overwrite`.
+    """
     problems = read_prompts(prompts)
     refs = expand_models(models, cfg.store)
+    inputs = [Path(prompts), *local_paths(refs)]
+    check_output(out, inputs, overwrite=overwrite)  # before the models run: a refusal costs nothing
     stats: dict[str, Any] = {}
     samples: dict[str, np.ndarray] = {}
     for ref in refs:
@@ -133,7 +148,7 @@ def run(cfg: RunConfig, models: list[str], prompts: Path, out: Path) -> Path:
         log.info(
             "%s: logit mean %.3f std %.3f skew %.3f", ref.label, *(stats[ref.label][k] for k in ("mean", "std", "skew"))
         )
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "report logits", inputs=inputs, overwrite=overwrite) as tmp:
         _histogram(samples, tmp / "logits.png")
         atomic_write_json(tmp / "logits.json", {"prompts": len(problems), "models": stats})
         atomic_write_text(tmp / "logits.md", _markdown(stats, len(problems)))

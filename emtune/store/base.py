@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
-from emtune.fsutil import atomic_dir
+from emtune.fsutil import atomic_dir, check_output
 from emtune.store.layout import STATE_DIR, is_state_path
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
@@ -64,6 +64,10 @@ class CheckpointStore(ABC):
 
     def __init__(self, root_uri: str) -> None:
         self.root_uri = root_uri.rstrip("/")
+
+    def local_inputs(self) -> list[Path]:
+        """Local folders the store lives in, which an output (a pull) must keep away from; none for S3."""
+        return []
 
     # ----------------------------------------------------------------------- storage primitives
     @abstractmethod
@@ -280,9 +284,14 @@ class CheckpointStore(ABC):
             self._put_bytes(LATEST, f"{step}\n".encode())
 
     # ----------------------------------------------------------------------------------- pull
-    def pull(self, step: int, local_dir: Path, *, with_state: bool = False) -> Path:
-        """Download a complete step's model files into `local_dir` (replaced whole), each checked against its
-        manifest; with `with_state`, its resume state too, into `trainer_state/`."""
+    def pull(self, step: int, local_dir: Path, *, with_state: bool = False, overwrite: bool = False) -> Path:
+        """Download a complete step's model files into `local_dir`, each checked against its manifest; with
+        `with_state`, its resume state too, into `trainer_state/`.
+
+        An existing non-empty `local_dir` is replaced only with `overwrite` and only if emtune wrote it.
+        """
+        local_dir = Path(local_dir)
+        check_output(local_dir, self.local_inputs(), overwrite=overwrite)
         manifest = self.read_manifest(step)
         prefix = f"{self.step_key(step)}/"
         # Steps pushed before resume state had a prefix of its own list it among their files.
@@ -291,8 +300,7 @@ class CheckpointStore(ABC):
         self._check_present(prefix, model_files, self._list(prefix))
         if with_state:
             plan += self._state_plan(step, manifest)
-        local_dir = Path(local_dir)
-        with atomic_dir(local_dir) as tmp:
+        with atomic_dir(local_dir, "ckpt pull", inputs=self.local_inputs(), overwrite=overwrite) as tmp:
             self._download([(key, tmp / relative) for key, relative, _ in plan])
             paths = [tmp / relative for _, relative, _ in plan]
             for (key, _, entry), path, digest in zip(plan, paths, sha256_files(paths), strict=True):

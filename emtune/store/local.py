@@ -21,6 +21,9 @@ class LocalStore(CheckpointStore):
         self.root = Path(root).absolute()
         super().__init__(self.root.as_uri())
 
+    def local_inputs(self) -> list[Path]:
+        return [self.root]
+
     def _path(self, key: str) -> Path:
         return self.root / key
 

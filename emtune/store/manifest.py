@@ -12,6 +12,7 @@ from typing import Any
 
 import emtune
 from emtune.errors import StoreError
+from emtune.fsutil import OUTPUT_MARKER
 from emtune.store.layout import is_state_path
 
 MANIFEST = "manifest.json"
@@ -112,10 +113,13 @@ def scan_step_dir(folder: Path, *, skip_state: bool = False) -> list[tuple[Path,
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"local step folder {str(folder)!r} does not exist or is not a folder")
+    # emtune's output marker (a pulled step carries one) says who wrote the folder; it is not a model file.
     paths = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and not (skip_state and is_state_path(p.relative_to(folder).as_posix()))
+        if p.is_file()
+        and p.relative_to(folder).as_posix() != OUTPUT_MARKER
+        and not (skip_state and is_state_path(p.relative_to(folder).as_posix()))
     )
     if any(path.relative_to(folder).as_posix() == MANIFEST for path in paths):
         raise StoreError(f"local step folder {str(folder)!r} holds a file named {MANIFEST}, a name the store reserves")

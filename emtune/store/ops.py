@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
+from emtune.fsutil import check_output
 from emtune.store import CheckpointStore, PushResult, StepListing, open_store, split_step_uri
 from emtune.store.config import StoreConfig
 from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
@@ -92,12 +93,10 @@ def resolve_step(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, int]:
     return store, step
 
 
-def pull_uri(uri: str, local_dir: Path, cfg: StoreConfig, *, force: bool = False) -> Path:
-    local_dir = Path(local_dir)
-    if local_dir.exists() and any(local_dir.iterdir()) and not force:
-        raise StoreError(f"{str(local_dir)!r} exists and is not empty; choose another folder or pass --force")
+def pull_uri(uri: str, local_dir: Path, cfg: StoreConfig, *, overwrite: bool = False) -> Path:
+    check_output(local_dir, overwrite=overwrite)  # a refused folder should not wait on the store first
     store, step = resolve_step(uri, cfg)
-    return store.pull(step, local_dir)
+    return store.pull(step, local_dir, overwrite=overwrite)
 
 
 def verify_uri(uri: str, cfg: StoreConfig) -> list[str]:

@@ -21,6 +21,7 @@ from emtune.config import RunConfig
 from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
+from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train.batching import collate
@@ -67,6 +68,7 @@ class Trainer:
         world_size, rank = world_from_env()
         self.geometry: Geometry = plan_geometry(t, world_size, rank)
         # Everything a user can get wrong is checked before the model is loaded.
+        check_can_create(self.run_dir)
         prompt_set = load_prompts(cfg)
         self.tokenizer = load_tokenizer(cfg.model.path)
         self.prompt_ids = self._encode_prompts(prompt_set)

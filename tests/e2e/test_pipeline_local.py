@@ -58,6 +58,15 @@ def test_local_pipeline_run(tmp_path: Path) -> None:
     run_dir = Path(record.run_dir)
     assert json.loads((run_dir / "run.json").read_text())["run_id"] == record.run_id
 
+    # The terminal gets one line per task start and end, the report, its headline and where the full log is;
+    # kfp.local's own output (hundreds of lines, colour codes) is in the run's pipeline.log only.
+    lines = printed.splitlines()
+    assert "\x1b[" not in printed + proc.stderr and len(lines) < 40, printed
+    assert "  prep started" in lines and any(line.startswith("  report succeeded in ") for line in lines)
+    assert "  demo-arith (2 of 8): " in printed and f"full log: {record.log}" in printed
+    log = Path(record.log or "").read_text()
+    assert "\x1b[" not in log and "Executing task 'train'" in log and len(log.splitlines()) > 200
+
     # prep: the prompt set is an artifact.
     (prompts,) = run_dir.glob("pipeline_root/*/prep/prompts/prompts.parquet")
     assert prompts.stat().st_size > 0

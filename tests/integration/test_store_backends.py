@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emtune.errors import StoreError
+from emtune.fsutil import OUTPUT_MARKER
 from emtune.store import CheckpointStore, open_store
 from emtune.store.config import StoreConfig
 from emtune.store.local_s3 import LocalS3Server
@@ -70,7 +71,10 @@ def tree(root: Path, *, state: bool = True) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): sha256_file(p)
         for p in root.rglob("*")
-        if p.is_file() and (state or not p.relative_to(root).as_posix().startswith("trainer_state/"))
+        if p.is_file()
+        # A pulled folder also carries emtune's output marker (who wrote it), which is no part of the step.
+        and p.name != OUTPUT_MARKER
+        and (state or not p.relative_to(root).as_posix().startswith("trainer_state/"))
     }
 
 

@@ -108,7 +108,7 @@ def test_one_shot_picks_by_index_id_or_text(pick: dict[str, Any], expected_id: s
 def test_multi_shot_sample_is_seeded(tmp_path: Path) -> None:
     def sample(seed: int) -> list[str]:
         cfg = config(PROMPTS / "problems.jsonl", tmp_path, mode="multi_shot", sample=3, seed=seed)
-        return [row["id"] for row in prepared(prep.run(cfg, out=tmp_path / f"s{seed}"))[0]]
+        return [row["id"] for row in prepared(prep.run(cfg, out=tmp_path / f"s{seed}", overwrite=True))[0]]
 
     picks = {seed: sample(seed) for seed in range(4)}
     assert sample(0) == picks[0]
@@ -202,7 +202,7 @@ def test_a_failed_prep_keeps_the_previous_output(tmp_path: Path) -> None:
     out = prep.run(config(PROMPTS / "problems.jsonl", tmp_path, index=0), out=tmp_path / "out")
     before = (out / "prompts.parquet").read_bytes()
     with pytest.raises(DataError):
-        prep.run(config(FIXTURES / "bad/empty_problem.jsonl", tmp_path, index=0), out=out)
+        prep.run(config(FIXTURES / "bad/empty_problem.jsonl", tmp_path, index=0), out=out, overwrite=True)
     assert (out / "prompts.parquet").read_bytes() == before
 
 

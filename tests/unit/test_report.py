@@ -83,7 +83,8 @@ def test_report_files_from_saved_metrics(tmp_path):
     out = run([eval_dir], tmp_path / "report", metrics_jsonl=[train_metrics])
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md", "results.json"]  # fmt: skip
+        ".emtune-output.json", "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md",
+        "results.json"]  # fmt: skip
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(PNG)
     results = json.loads((out / "results.json").read_text())
@@ -106,7 +107,7 @@ def test_report_finds_trainer_metrics_in_a_run_folder_and_skips_entropy_plot_wit
     out = run([run_dir], tmp_path / "report")
     assert not (out / "entropy_vs_step.png").exists()
     (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 1, "entropy": 0.5}) + "\n")
-    out = run([run_dir], tmp_path / "report")
+    out = run([run_dir], tmp_path / "report", overwrite=True)
     assert (out / "entropy_vs_step.png").read_bytes().startswith(PNG)
 
 
@@ -115,3 +116,31 @@ def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no eval results"):
         run([tmp_path / "empty"], tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_a_limited_benchmark_says_how_many_items_were_scored_and_formats_are_consistent(tmp_path):
+    root = write_eval_run(tmp_path / "eval")
+    for path in root.glob("*/alpha/metrics.json"):
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "items": 8, "benchmark_items": 500, "tokens_per_s": 1234.5678}))
+    for path in root.glob("*/beta/metrics.json"):  # scored whole: no count shown
+        path.write_text(json.dumps({**json.loads(path.read_text()), "benchmark_items": 10}))
+    md = (run([root], tmp_path / "report") / "report.md").read_text()
+    assert "| alpha (8 of 500) | 50.0 |" in md and "| beta | 20.0 |" in md
+    assert "(N of M)" in md.split("\n## ")[0]  # the headline explains the count
+    # details: percentages with one decimal like the table, counts as integers, rates without exponents
+    assert "| step-0 | alpha | 50.0 | 50.0 | 8 | 10 | 12.5 | 10.0 | 1 | 1235 |" in md
+    assert "e+" not in md
+
+
+def test_headline_lines_name_the_best_step_and_its_gain():
+    from emtune.report.render import headline
+
+    results = [{**r, "items": 8, "benchmark_items": 500} if r["benchmark"] == "alpha" else r for r in records()]
+    assert headline(results) == [
+        "alpha (8 of 500): best step-4 70.0% vs 50.0% at step-0 (+20.0 points)",
+        "beta: best step-8 35.0% vs 20.0% at step-0 (+15.0 points)",
+        "average: best step-4 50.0% vs 35.0% at step-0 (+15.0 points)",
+    ]
+    flat = [{**r, "accuracy": 0.0} for r in records()]
+    assert headline(flat)[0] == "alpha: step-0 0.0%, no later step did better"

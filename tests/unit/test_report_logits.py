@@ -54,7 +54,7 @@ def test_two_models_compared_through_the_cli(tmp_path: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     out = tmp_path / "logits"
-    assert sorted(p.name for p in out.iterdir()) == ["logits.json", "logits.md", "logits.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".emtune-output.json", "logits.json", "logits.md", "logits.png"]
     stats = json.loads((out / "logits.json").read_text())["models"]
     assert list(stats) == ["builtin-tiny", "shifted"]
     assert stats["shifted"]["std"] == pytest.approx(3 * stats["builtin-tiny"]["std"], rel=1e-3)
@@ -71,3 +71,15 @@ def test_prompt_files(tmp_path: Path):
         read_prompts(jsonl)
     with pytest.raises(DataError, match="does not exist"):
         read_prompts(tmp_path / "missing.txt")
+
+
+def test_prompts_can_be_preps_output(tmp_path: Path) -> None:
+    """`--prompts` takes what `emtune prep` wrote (its folder or its prompts.parquet), not only JSONL/text."""
+    from emtune.data import prep
+
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "prompts" / "problems.jsonl"
+    cfg = load_config(None, {"data.source": str(source), "data.mode": "multi_shot"})
+    folder = prep.run(cfg, out=tmp_path / "prepared")
+    expected = [json.loads(line)["problem"] for line in source.read_text().splitlines() if line.strip()]
+    assert read_prompts(folder) == read_prompts(folder / "prompts.parquet")
+    assert set(read_prompts(folder)) == set(expected) and read_prompts(folder)
