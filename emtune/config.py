@@ -7,6 +7,7 @@ CLI, the pipeline parameters and the dashboard.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -74,8 +75,10 @@ def _format_validation_error(err: ValidationError, model: type[Section] = RunCon
         key = ".".join(str(part) for part in problem["loc"])
         value = problem.get("input")
         if problem["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(section_fields(model, problem["loc"][:-1])))
-            lines.append(f"unknown config key '{key}' (allowed here: {allowed})")
+            known = sorted(section_fields(model, problem["loc"][:-1]))
+            close = difflib.get_close_matches(str(problem["loc"][-1]), known, n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"allowed here: {', '.join(known)}"
+            lines.append(f"unknown config key '{key}' ({hint})")
         else:
             lines.append(f"config key '{key}' = {value!r}: {problem['msg']}")
     return "; ".join(lines)

@@ -16,9 +16,6 @@ def check_pipeline_config(cfg: RunConfig, *, cluster: bool = False) -> None:
     for name in cfg.eval.benchmarks:
         get_benchmark(name)  # DataError listing the known benchmarks
     check_source_names(cfg.eval.sources)
-    for path in local_source_paths(cfg.data.source) if cfg.data.source else []:
-        if not path.exists():
-            raise DataError(f"data.source {cfg.data.source!r} does not exist; give a file, hf://... or s3://...")
     if cluster and not (cfg.store.uri or "").startswith("s3://"):
         raise ConfigError(
             f"store.uri = {cfg.store.uri!r}: pods on a cluster share checkpoints through S3; set s3://bucket/prefix"
@@ -28,3 +25,6 @@ def check_pipeline_config(cfg: RunConfig, *, cluster: bool = False) -> None:
             f"data.source = {cfg.data.source!r} is a path on this machine, which the prep pod cannot read; "
             "use s3://bucket/key or hf://org/name"
         )
+    for path in local_source_paths(cfg.data.source) if cfg.data.source else []:
+        if not path.exists():
+            raise DataError(f"data.source {cfg.data.source!r} does not exist; give a file, hf://... or s3://...")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emtune.evaluate.models import expand_models, local_model
+from emtune.fsutil import OUTPUT_MARKER
 from emtune.store import open_store
 from emtune.store.config import StoreConfig
 
@@ -18,6 +19,7 @@ def test_evaluator_pulls_the_model_files_of_a_step_and_not_its_state(make_step_d
 
     (ref,) = expand_models([store.root_uri], StoreConfig())
     with local_model(ref, StoreConfig()) as path:
-        pulled = sorted(p.relative_to(path).as_posix() for p in Path(path).rglob("*"))
+        # Besides the model files, the folder carries emtune's output marker (who wrote it).
+        pulled = sorted(p.relative_to(path).as_posix() for p in Path(path).rglob("*") if p.name != OUTPUT_MARKER)
     assert ref.label == "step-3"
     assert pulled == ["checkpoint.json", "config.json", "model.safetensors", "tokenizer.json"]
