@@ -3,7 +3,7 @@
 from kfp.dsl import Artifact, Output
 from kfp.dsl.python_component import PythonComponent
 
-from emtune.cluster.images import EVAL_IMAGE
+from emtune.config.images import EVAL_IMAGE
 
 from . import lightweight
 

@@ -3,7 +3,7 @@
 from kfp.dsl import Dataset, Output
 from kfp.dsl.python_component import PythonComponent
 
-from emtune.cluster.images import TRAIN_IMAGE
+from emtune.config.images import TRAIN_IMAGE
 
 from . import lightweight
 

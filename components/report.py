@@ -5,7 +5,7 @@ from typing import List  # noqa: UP035  KFP reads the annotation from the compon
 from kfp.dsl import HTML, Artifact, Input, Metrics, Output
 from kfp.dsl.python_component import PythonComponent
 
-from emtune.cluster.images import EVAL_IMAGE
+from emtune.config.images import EVAL_IMAGE
 
 from . import lightweight
 

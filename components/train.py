@@ -6,7 +6,7 @@ Returns the (checkpoint URI, step, benchmark) pairs to evaluate; checkpoints nev
 from kfp.dsl import Artifact, Dataset, Input, Output
 from kfp.dsl.python_component import PythonComponent
 
-from emtune.cluster.images import TRAIN_IMAGE
+from emtune.config.images import TRAIN_IMAGE
 
 from . import lightweight
 

@@ -26,7 +26,7 @@ import pytest
 
 from emtune.config import RunConfig, validate_config
 from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
-from emtune.pipeline.local import Provenance
+from emtune.runs.local import Provenance
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

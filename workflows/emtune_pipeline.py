@@ -15,8 +15,8 @@ from kfp.dsl.graph_component import GraphComponent
 from emtune.cluster.trainjob import POD_NAME_ENV, POD_UID_ENV
 from emtune.components import evaluate, prep, report, train
 from emtune.config import RunConfig
+from emtune.config.pipeline import StepResources
 from emtune.pipeline.checks import check_pipeline_config
-from emtune.pipeline.config import StepResources
 from emtune.pipeline.params import PROVENANCE_PARAMS, compile_time_yaml, params_docstring, pipeline_signature
 
 PIPELINE_NAME = "emtune-pipeline"

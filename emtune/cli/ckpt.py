@@ -11,8 +11,8 @@ from rich.table import Table
 
 from emtune.cli.app import ConfigOption, OverwriteOption, SetOption, app, build_config
 from emtune.cli.bench import bench_app
+from emtune.config.store import StoreConfig
 from emtune.store import CheckpointStore, StepListing
-from emtune.store.config import StoreConfig
 
 ckpt_app = typer.Typer(
     help="Checkpoint stores: push, pull, list, verify and remove step folders.", no_args_is_help=True

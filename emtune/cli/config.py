@@ -28,7 +28,7 @@ def docs(
     ] = None,
 ) -> None:
     """Print (or embed into the README) the reference of every config key."""
-    from emtune.config_docs import embed, reference_markdown
+    from emtune.config.docs import embed, reference_markdown
 
     if write is None:
         typer.echo(reference_markdown())

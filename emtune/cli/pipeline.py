@@ -57,8 +57,8 @@ def run_pipeline(
     """Run the whole pipeline on this machine: one line per task, then the report and its headline numbers."""
     if not local:
         raise ConfigError("emtune pipeline run needs --local; to run on a cluster use `emtune pipeline submit`")
-    from emtune.pipeline.local import Provenance, TaskEvent, check_run_id, current_user, run_local
     from emtune.report.render import headline
+    from emtune.runs.local import Provenance, TaskEvent, check_run_id, current_user, run_local
 
     provenance = Provenance(trigger=trigger, requested_by=requested_by or current_user(), parent_run=parent_run)
     cfg = build_config(config, sets)
@@ -96,7 +96,7 @@ def list_local_runs(
     ),
 ) -> None:
     """List recorded local runs: id, status, start time, report."""
-    from emtune.pipeline.local import list_runs
+    from emtune.runs.local import list_runs
 
     records = list_runs(runs_root)
     if not records:
@@ -119,7 +119,7 @@ def submit_pipeline(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pipeline and the request only.")] = False,
 ) -> None:
     """Upload the pipeline (or a new version) to Kubeflow Pipelines and start a run; prints its URL."""
-    from emtune.cluster.submit import build_request, submit
+    from emtune.runs.submit import build_request, submit
 
     cfg = build_config(config, sets)
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,9 +154,9 @@ def sync_pipeline(
     sets: SetOption = None,
 ) -> None:
     """Register the pipeline version (skipped when it exists), ensure the experiment, reconcile schedules."""
-    from emtune.cluster.submit import make_client
-    from emtune.cluster.sync import read_schedules, sync
     from emtune.pipeline.checks import check_pipeline_config
+    from emtune.runs.submit import make_client
+    from emtune.runs.sync import read_schedules, sync
     from emtune.workflows.emtune_pipeline import compile_pipeline as compile_to
 
     cfg = build_config(config, sets)

@@ -18,8 +18,8 @@ from pathlib import Path
 from kubeflow_trainer_api import models as m
 
 from emtune.config import RunConfig, dump_config
+from emtune.config.pipeline import StepResources, TrainJobConfig
 from emtune.errors import ConfigError
-from emtune.pipeline.config import StepResources, TrainJobConfig
 
 API_VERSION = "trainer.kubeflow.org/v1alpha1"
 KIND = "TrainJob"

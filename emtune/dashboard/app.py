@@ -36,7 +36,7 @@ from emtune.dashboard.forms import (
 from emtune.dashboard.launcher import Launcher, LaunchError, RunData, RunInfo, RunNotFound
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
-from emtune.pipeline.local import TRIGGERS, Provenance
+from emtune.runs.local import TRIGGERS, Provenance
 
 log = logging.getLogger(__name__)
 

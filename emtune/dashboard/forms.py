@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from emtune.config import RunConfig, section_fields
-from emtune.config_base import Section
-from emtune.config_docs import allowed
+from emtune.config.base import Section
+from emtune.config.docs import allowed
 from emtune.pipeline.params import COMPILE_TIME_SECTIONS, strip_optional
 
 ADVANCED = "advanced"

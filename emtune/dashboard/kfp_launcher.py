@@ -22,9 +22,9 @@ from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound
 from emtune.dashboard.rundata import store_checkpoints
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
-from emtune.pipeline.local import Provenance
 from emtune.pipeline.params import config_from_params
 from emtune.pipeline.steps import run_store_uri
+from emtune.runs.local import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class KfpLauncher:
     kind = "kfp"
 
     def __init__(self, settings: DashboardSettings, client_factory: Callable[[], Any] | None = None) -> None:
-        from emtune.cluster.submit import make_client
+        from emtune.runs.submit import make_client
 
         assert settings.kfp_host
         self.settings = settings
@@ -165,7 +165,7 @@ class KfpLauncher:
 
     def _request(self, cfg: RunConfig, provenance: Provenance, recurring: str | None = None) -> Any:
         """Check `cfg` for a cluster and turn it into run parameters, as `emtune pipeline submit` does."""
-        from emtune.cluster.submit import build_request
+        from emtune.runs.submit import build_request
 
         with tempfile.TemporaryDirectory() as tmp:
             return build_request(

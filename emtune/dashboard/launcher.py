@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from emtune.config import RunConfig
 from emtune.errors import EmtuneError
-from emtune.pipeline.local import Provenance
+from emtune.runs.local import Provenance
 
 ACTIVE = ("starting", "running")  # statuses that may still change
 

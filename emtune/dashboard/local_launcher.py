@@ -1,7 +1,7 @@
 """The local launcher: runs under a runs folder, each started as `emtune pipeline run --local` in a background
 process of its own (its own process group, so stopping it stops its component subprocesses too).
 
-The runs folder is the only state: each run's `run.json` (emtune.pipeline.local) says what it is, its
+The runs folder is the only state: each run's `run.json` (emtune.runs.local) says what it is, its
 `pipeline.log` (written by the run) holds every task's output, `console.log` the command's own output (task lines,
 errors before the pipeline starts) for runs started here, and `pipeline.pid` their process id.
 """
@@ -24,7 +24,7 @@ from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, Run
 from emtune.dashboard.rundata import evaluations_under, read_jsonl_rows, store_checkpoints
 from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
-from emtune.pipeline.local import (
+from emtune.runs.local import (
     CONFIG_FILE,
     LOG_FILE,
     RECORD_FILE,

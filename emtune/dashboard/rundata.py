@@ -10,11 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from emtune.config.store import StoreConfig
 from emtune.dashboard.launcher import Checkpoint
 from emtune.errors import EmtuneError
 from emtune.report.collect import collect_eval
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
 

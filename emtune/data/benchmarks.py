@@ -22,11 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from emtune.config.store import StoreConfig
 from emtune.data.fields import answer_text, has_field, last_boxed, lookup
 from emtune.data.problems import id_at, text_at
 from emtune.data.sources import SourceNotFound, SourceTable, read_source, split_s3_uri
 from emtune.errors import ConfigError, DataError
-from emtune.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 import emtune
 from emtune.config import RunConfig
-from emtune.data.config import DataConfig, parse_shard
+from emtune.config.data import DataConfig, parse_shard
 from emtune.data.problems import Problem, read_problems, unique
 from emtune.data.prompt_set import MANIFEST, PROMPTS_FILE
 from emtune.data.sources import local_source_paths, read_source

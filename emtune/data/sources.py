@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emtune.config.store import StoreConfig
 from emtune.errors import DataError
-from emtune.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 def _fetch_s3(uri: str, store: StoreConfig) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from emtune.store.s3client import make_s3_client
+    from emtune.s3client import make_s3_client
 
     bucket, key = split_s3_uri(uri)
     if not key or key.endswith("/"):

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from emtune.config.store import StoreConfig
 from emtune.errors import ModelError
 from emtune.model.loading import resolve_model
 from emtune.store import open_store, split_step_uri
-from emtune.store.config import StoreConfig
 from emtune.train.checkpoint import complete_steps, step_dir
 
 _STORE_URI = re.compile(r"^(s3|file)://", re.IGNORECASE)

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from emtune.config import RunConfig, validate_config
-from emtune.config_base import Section
+from emtune.config.base import Section
 from emtune.errors import ConfigError
 
 # Fixed when the pipeline is compiled: it shapes the graph (fan-out, images, pods), so not a run parameter.

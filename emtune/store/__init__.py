@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store.base import CheckpointStore, PushResult, StepListing
-from emtune.store.config import StoreConfig
 
 __all__ = ["CheckpointStore", "PushResult", "StepListing", "StoreConfig", "open_store", "split_step_uri"]
 

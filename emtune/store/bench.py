@@ -11,11 +11,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
-from emtune.store.config import StoreConfig
+from emtune.s3client import make_s3_client
 from emtune.store.local_s3 import LocalS3Server, moto_server, pointed_at, rclone_server
 from emtune.store.s3 import S3Store
-from emtune.store.s3client import make_s3_client
 
 log = logging.getLogger(__name__)
 

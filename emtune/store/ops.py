@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.fsutil import check_output
 from emtune.store import CheckpointStore, PushResult, StepListing, open_store, split_step_uri
-from emtune.store.config import StoreConfig
 from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
 

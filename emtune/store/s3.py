@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
+from emtune.s3client import make_s3_client
 from emtune.store.base import CheckpointStore
-from emtune.store.config import StoreConfig
 from emtune.store.manifest import FileEntry
-from emtune.store.s3client import make_s3_client
 
 log = logging.getLogger(__name__)
 

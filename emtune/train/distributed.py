@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from emtune.config.train import TrainConfig
 from emtune.errors import TrainingError
-from emtune.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

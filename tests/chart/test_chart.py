@@ -352,7 +352,7 @@ def test_registration_config_is_a_valid_cluster_config(value_set: str) -> None:
 
 
 def test_schedules_reach_the_hook_and_change_its_checksum() -> None:
-    from emtune.cluster.sync import load_schedules
+    from emtune.runs.sync import load_schedules
 
     objects = render("schedules")
     config_map = by_kind(objects, "ConfigMap")["emtune-registration"]

@@ -16,7 +16,7 @@ from dashboard_support import RecordingLauncher, sample_data, screenshot, serve,
 
 from emtune.dashboard.app import create_app
 from emtune.dashboard.settings import DashboardSettings
-from emtune.pipeline.local import list_runs, load_record
+from emtune.runs.local import list_runs, load_record
 
 pytest_plugins = ["dashboard_support"]
 pytestmark = [pytest.mark.browser]

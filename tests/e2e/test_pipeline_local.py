@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emtune.pipeline.local import list_runs
+from emtune.config.store import StoreConfig
+from emtune.runs.local import list_runs
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 
 BENCHMARKS = ["demo-arith", "demo-algebra"]
 TINY_RUN = {

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emtune.config import load_config
-from emtune.pipeline.local import run_local
+from emtune.runs.local import run_local
 
 PROBLEM = (
     "A train leaves at 3 p.m.\n"

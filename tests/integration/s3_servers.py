@@ -35,9 +35,9 @@ from typing import Any
 
 import pytest
 
-from emtune.store.config import StoreConfig
+from emtune.config.store import StoreConfig
+from emtune.s3client import make_s3_client
 from emtune.store.local_s3 import LocalS3Server, moto_server, rclone_server
-from emtune.store.s3client import make_s3_client
 
 _bucket_numbers = itertools.count()
 

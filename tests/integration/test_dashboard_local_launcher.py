@@ -11,7 +11,7 @@ from dashboard_support import tiny_config, wait_until
 
 from emtune.dashboard.launcher import LaunchError, RunNotFound
 from emtune.dashboard.local_launcher import LocalLauncher
-from emtune.pipeline.local import Provenance, RunRecord, save_record
+from emtune.runs.local import Provenance, RunRecord, save_record
 
 pytest_plugins = ["dashboard_support"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emtune.config.store import StoreConfig
 from emtune.evaluate.models import expand_models, local_model
 from emtune.fsutil import OUTPUT_MARKER
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 
 pytest_plugins = ["s3_servers"]
 

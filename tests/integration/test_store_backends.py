@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.fsutil import OUTPUT_MARKER
+from emtune.s3client import make_s3_client
 from emtune.store import CheckpointStore, open_store
-from emtune.store.config import StoreConfig
 from emtune.store.local_s3 import LocalS3Server
 from emtune.store.manifest import sha256_file
-from emtune.store.s3client import make_s3_client
 
 pytest_plugins = ["s3_servers"]
 

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from emtune.cli import app
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store.bench import run_bench
-from emtune.store.config import StoreConfig
 
 
 def test_bench_measures_store_and_baseline_on_both_servers(monkeypatch):

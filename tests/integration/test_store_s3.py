@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 from emtune.store.manifest import sha256_file
 from emtune.store.resume import fetch_latest
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from emtune.config import load_config
+from emtune.config.store import StoreConfig
 from emtune.store import open_store
-from emtune.store.config import StoreConfig
 from emtune.train import checkpoint
 from emtune.train.checkpointing import RESUME_MAY_CHANGE, Checkpointer, hyperparameters, pushes_state
 

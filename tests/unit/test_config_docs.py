@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from emtune.config import load_config
-from emtune.config_docs import reference_markdown
+from emtune.config.docs import reference_markdown
 
 
 def rows() -> dict[str, list[str]]:

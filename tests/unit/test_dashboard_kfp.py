@@ -19,8 +19,8 @@ from emtune.dashboard.kfp_launcher import KfpLauncher
 from emtune.dashboard.launcher import LaunchError, RunNotFound
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import ConfigError
-from emtune.pipeline.local import Provenance
 from emtune.pipeline.params import PROVENANCE_PARAMS, param_values
+from emtune.runs.local import Provenance
 
 pytest_plugins = ["dashboard_support"]
 
@@ -220,8 +220,8 @@ def test_schedules_are_recurring_runs() -> None:
 
 def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -> None:
     """A KFP run's steps and their metrics are read where the pipeline pushed them: <store>/<run id>."""
+    from emtune.config.store import StoreConfig
     from emtune.store import open_store
-    from emtune.store.config import StoreConfig
 
     step_dir = tmp_path / "local" / "step-1"
     step_dir.mkdir(parents=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from emtune.pipeline.local import ExecutorLog, TaskEvent
+from emtune.runs.local import ExecutorLog, TaskEvent
 
 CYAN, GREEN, RED, RESET = "\x1b[96m", "\x1b[92m", "\x1b[91m", "\x1b[0m"
 

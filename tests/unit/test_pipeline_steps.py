@@ -9,8 +9,8 @@ import pytest
 
 from emtune.config import load_config
 from emtune.errors import TrainingError
-from emtune.pipeline.local import RunRecord, list_runs, local_config, save_record
 from emtune.pipeline.steps import eval_pairs, headline_metrics
+from emtune.runs.local import RunRecord, list_runs, local_config, save_record
 
 SAVED = {5: "s3://b/run/step-5", 10: "s3://b/run/step-10"}
 

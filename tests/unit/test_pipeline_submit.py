@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from emtune.cluster.submit import build_request, cron_expression, submit
 from emtune.config import load_config
 from emtune.errors import ConfigError
-from emtune.pipeline.local import current_user
 from emtune.pipeline.params import PROVENANCE_PARAMS, param_values, provenance_values
+from emtune.runs.local import current_user
+from emtune.runs.submit import build_request, cron_expression, submit
 
 REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("emtune.workflows") is None:

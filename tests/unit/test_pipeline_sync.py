@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from emtune.cluster.sync import MANAGED_MARK, load_schedules, sync, version_name
 from emtune.config import load_config
 from emtune.errors import ConfigError
 from emtune.pipeline.params import param_values
+from emtune.runs.sync import MANAGED_MARK, load_schedules, sync, version_name
 
 REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("emtune.workflows") is None:

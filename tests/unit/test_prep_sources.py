@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from emtune.config import load_config
+from emtune.config.store import StoreConfig
 from emtune.data import prep
 from emtune.data.benchmarks import load_benchmark
 from emtune.data.sources import parse_hf_uri, read_source
 from emtune.errors import DataError
-from emtune.store.config import StoreConfig
+from emtune.s3client import make_s3_client
 from emtune.store.local_s3 import LocalS3Server, moto_server
-from emtune.store.s3client import make_s3_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store import open_store, split_step_uri
-from emtune.store.config import StoreConfig
 from emtune.store.local import LocalStore
 from emtune.store.manifest import FileEntry, Manifest, scan_step_dir
 from emtune.store.ops import read_local_step

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from emtune.config.evaluate import EvalConfig
 from emtune.errors import ModelError
-from emtune.evaluate.config import EvalConfig
 from emtune.model.shapes import RANDOM_PREFIX
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ import logging
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from emtune.config.evaluate import EvalConfig
 from emtune.evaluate.backends import Completion, GenerationParams
-from emtune.evaluate.config import EvalConfig
 from emtune.model.loading import load_model
 from emtune.train.rollout import cut_at_eos
 

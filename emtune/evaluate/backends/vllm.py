@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+from emtune.config.evaluate import EvalConfig
 from emtune.errors import ConfigError, ModelError
 from emtune.evaluate.backends import Completion, GenerationParams
-from emtune.evaluate.config import EvalConfig
 
 log = logging.getLogger(__name__)
 

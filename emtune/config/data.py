@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from emtune.config_base import Section
+from emtune.config.base import Section
 
 PromptFormat = Literal["chat", "qwen25-math-cot", "raw"]
 SourceFormat = Literal["auto", "parquet", "jsonl", "json", "csv"]

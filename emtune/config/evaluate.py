@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from emtune.config_base import Section
-from emtune.data.config import PromptFormat
+from emtune.config.base import Section
+from emtune.config.data import PromptFormat
 
 
 class EvalConfig(Section):

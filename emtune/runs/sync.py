@@ -22,9 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from emtune import __version__
-from emtune.cluster.submit import cron_expression
 from emtune.config import RunConfig, load_config
 from emtune.errors import ConfigError
+from emtune.runs.submit import cron_expression
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emtune.store.config import StoreConfig
+from emtune.config.store import StoreConfig
 
 
 def make_s3_client(cfg: StoreConfig) -> Any:

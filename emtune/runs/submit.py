@@ -19,7 +19,7 @@ from typing import Any
 
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, PipelineError
-from emtune.pipeline.local import Provenance, current_user
+from emtune.runs.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
 

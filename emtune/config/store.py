@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from emtune.config_base import Section
+from emtune.config.base import Section
 
 
 class StoreConfig(Section):

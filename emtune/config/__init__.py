@@ -17,13 +17,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from emtune.config_base import Section
-from emtune.data.config import DataConfig
+from emtune.config.base import Section
+from emtune.config.data import DataConfig
+from emtune.config.evaluate import EvalConfig
+from emtune.config.pipeline import PipelineConfig
+from emtune.config.store import StoreConfig
+from emtune.config.train import TrainConfig
 from emtune.errors import ConfigError
-from emtune.evaluate.config import EvalConfig
-from emtune.pipeline.config import PipelineConfig
-from emtune.store.config import StoreConfig
-from emtune.train.config import TrainConfig
 
 
 class RunSection(Section):

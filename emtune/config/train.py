@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from emtune.config_base import Section
+from emtune.config.base import Section
 
 
 class LoraConfig(Section):

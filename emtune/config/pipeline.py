@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
-from emtune.cluster.images import EVAL_IMAGE, TRAIN_IMAGE
-from emtune.config_base import Section
+from emtune.config.base import Section
+from emtune.config.images import EVAL_IMAGE, TRAIN_IMAGE
 
 # The quantities KFP's compiler accepts for a task (kfp.dsl.PipelineTask's own checks), so a config that loads
 # also compiles: CPU as cores (2, 0.5) or millicores (500m); memory as bytes or with a unit suffix (16Gi).
