@@ -37,10 +37,14 @@ variant=${VARIANT:-cuda}
 base_image=${base_override:-$BASE_IMAGE}
 
 case "$variant" in
-    cuda) suffix="" ;;
-    cpu) suffix="-cpu" ;;
+    cuda | cpu) ;;
     *) echo "VARIANT must be cuda or cpu, not '$variant'" >&2; exit 2 ;;
 esac
+name() {  # role -> image name; only the train image has a cpu variant (the dashboard has no torch at all)
+    local suffix=""
+    [ "$1" != train ] || [ "$variant" != cpu ] || suffix=-cpu
+    echo "$registry/emtune-$1:$tag$suffix"
+}
 for role in "${roles[@]}"; do
     case "$role" in
         train | dashboard) ;;
@@ -49,7 +53,7 @@ for role in "${roles[@]}"; do
     esac
 done
 if [ "$print_only" = 1 ]; then
-    for role in "${roles[@]}"; do echo "$registry/emtune-$role:$tag$suffix"; done
+    for role in "${roles[@]}"; do name "$role"; done
     exit 0
 fi
 
@@ -73,8 +77,9 @@ read -r -a tool_flags <<<"${IMAGE_TOOL_FLAGS:-}"
 read -r -a build_flags <<<"${IMAGE_BUILD_FLAGS:-}"
 case "$tool" in
     docker) export DOCKER_BUILDKIT=1; build=(docker "${tool_flags[@]}" build) ;;
-    buildah) build=(buildah "${tool_flags[@]}" bud) ;;
-    *) build=("$tool" "${tool_flags[@]}" build) ;;
+    # Docker's image format, as docker builds: the OCI format drops SHELL.
+    buildah) build=(buildah "${tool_flags[@]}" bud --format docker) ;;
+    *) build=("$tool" "${tool_flags[@]}" build --format docker) ;;
 esac
 
 # The secret is always declared; an empty one means pip uses the image's own CA bundle.
@@ -109,7 +114,7 @@ start=$SECONDS
 run_build base.Dockerfile "localhost/emtune-base:$tag" --target runtime
 run_build base.Dockerfile "localhost/emtune-wheel:$tag" --target wheel
 for role in "${roles[@]}"; do
-    image="$registry/emtune-$role:$tag$suffix"
+    image=$(name "$role")
     run_build "$role.Dockerfile" "$image"
     if [ "${PUSH:-0}" = 1 ]; then
         "$tool" "${tool_flags[@]}" push "$image"

@@ -148,13 +148,14 @@ def test_train_image_runs_emtune_train_read_only_as_uid_1000(podman: Podman, bui
         "emtune train --model builtin:tiny --prompts builtin:demo --max-steps 2 --out /tmp/run"
         " --set train.rollouts_per_step=4 --set train.rollout_batch_size=4 --set train.micro_batch_size=4"
         " --set train.max_new_tokens=8 >&2"
-        " && cat /tmp/run/step-2/checkpoint.json && echo && cat /tmp/run/metrics.jsonl"
+        " && cat /tmp/run/step-2/checkpoint.json && echo --- && cat /tmp/run/metrics.jsonl"
     )
     trained = podman(*RUN, *LOCKED_DOWN, "--entrypoint", "bash", TRAIN, "-c", script, timeout=1200)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    checkpoint, *metrics = (json.loads(line) for line in trained.stdout.splitlines() if line.strip())
-    assert checkpoint["step"] == 2
-    assert [row["step"] for row in metrics] == [1, 2]
+    checkpoint, metrics = trained.stdout.split("---")
+    assert json.loads(checkpoint)["step"] == 2
+    rows = [json.loads(line) for line in metrics.splitlines() if line.strip()]
+    assert [row["step"] for row in rows] == [1, 2]
 
 
 def test_train_image_has_deepspeed_cpu_adam_prebuilt(podman: Podman, built: dict) -> None:
