@@ -28,15 +28,18 @@ def wanted(dist: str, extras: set[str], without: set[str]) -> list[str]:
     return sorted(set(out))
 
 
+def names(text: str) -> set[str]:
+    return {part.strip().lower() for part in text.split(",") if part.strip()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dist", default="emtune")
     parser.add_argument("--extras", default="", help="comma-separated extras")
     parser.add_argument("--without", default="", help="comma-separated distribution names to leave out")
     args = parser.parse_args()
-    split = lambda text: {part.strip().lower() for part in text.split(",") if part.strip()}  # noqa: E731
-    for req in wanted(args.dist, split(args.extras), split(args.without)):
-        print(req)  # noqa: T201 (a build-time script's output)
+    for req in wanted(args.dist, names(args.extras), names(args.without)):
+        print(req)
 
 
 if __name__ == "__main__":

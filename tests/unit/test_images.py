@@ -68,10 +68,11 @@ def test_readme_quotes_the_pinned_versions() -> None:
 
 
 def test_image_references_derive_from_the_version() -> None:
-    assert (TRAIN_IMAGE, EVAL_IMAGE, DASHBOARD_IMAGE) == tuple(
-        f"ghcr.io/emtune/emtune-{role}:{__version__}" for role in ("train", "eval", "dashboard")
+    expected = tuple(f"ghcr.io/emtune/emtune-{role}:{__version__}" for role in ("train", "eval", "dashboard"))
+    assert expected == (TRAIN_IMAGE, EVAL_IMAGE, DASHBOARD_IMAGE)
+    assert (
+        image_ref("eval", registry="registry.example:5000/ml/") == f"registry.example:5000/ml/emtune-eval:{__version__}"
     )
-    assert image_ref("eval", registry="registry.example:5000/ml/") == f"registry.example:5000/ml/emtune-eval:{__version__}"
 
 
 def test_build_sh_names_the_images_emtune_defaults_to() -> None:
