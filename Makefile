@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv vllm-venv demo dashboard test test-gpu bench-gpu gpu-wheels lint docs clean
+.PHONY: venv vllm-venv demo dashboard test test-gpu bench-gpu gpu-wheels images test-images lint docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ test-gpu:
 # The EM step of the 1.5B and 7B shapes (random weights) vs the seed's way; figures also to $$OUT when set.
 bench-gpu:
 	scripts/gpu-run.sh python3 -m emtune.bench.gpu --json $${OUT:-.cache}/bench-gpu.json
+
+# Container images (images/, README "Images"): docker, podman or buildah, whichever works. Overrides: IMAGES,
+# REGISTRY, TAG, VARIANT=cuda|cpu, BASE_IMAGE, TORCH_INDEX_URL, IMAGE_TOOL, IMAGE_TOOL_FLAGS, IMAGE_BUILD_FLAGS, PUSH=1.
+IMAGES ?= train eval dashboard
+images:
+	images/build.sh $(IMAGES)
+
+# Builds the CPU train image and the dashboard image here from a local Debian base and runs them (slow; root).
+test-images: venv
+	$(BIN)/python -m pytest -q -m images tests/integration/test_images.py
 
 docs: venv
 	$(BIN)/emtune config docs --write README.md
