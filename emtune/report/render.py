@@ -9,6 +9,7 @@ from typing import Any
 
 from emtune.report.table import AVERAGE, ResultsTable
 
+GREEDY = "greedy"  # accuracy of greedy decoding, evaluated beside sampled avg@n (eval.greedy)
 DETAIL_COLUMNS = ("items", "samples", "mean_tokens", "truncated_fraction", "timeouts", "tokens_per_s")
 
 
@@ -37,6 +38,7 @@ def _grid(table: ResultsTable) -> tuple[list[str], list[list[str]]]:
 def _details(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     names = {k for r in results for k in r if k.startswith(("pass@", "avg@"))}
     pass_keys = sorted(names, key=lambda k: (k.split("@")[0], int(k.split("@")[1])))
+    pass_keys += [GREEDY] if any(GREEDY in r for r in results) else []
     header = ["checkpoint", "benchmark", *pass_keys, *DETAIL_COLUMNS]
     rows = []
     for r in sorted(results, key=lambda r: (r["step"], r["label"], r["benchmark"])):
