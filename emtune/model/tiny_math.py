@@ -85,11 +85,12 @@ class Recipe:
     seed: int = 0
     vocab_size: int = 400
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     max_steps: int = 3000
     eval_every: int = 100
-    # Stop at the first evaluation where greedy accuracy reaches this: the model knows, not yet confidently.
-    target_greedy: float = 0.85
+    # Stop at the first evaluation where greedy accuracy reaches this: the model knows, not yet confidently (a few
+    # hundred steps later it is sure of nearly every answer and sampling matches greedy).
+    target_greedy: float = 0.75
     validation_items: int = 128
     benchmark_items: int = 400
     benchmark_seed: int = 14
@@ -156,7 +157,19 @@ def pass_rates(
 
 
 def pretrain(recipe: Recipe) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase, list[dict[str, Any]]]:
-    """Train until greedy validation accuracy reaches `recipe.target_greedy`; returns the model and its log."""
+    """Train until greedy validation accuracy reaches `recipe.target_greedy`; returns the model and its log.
+
+    One CPU thread: how a kernel splits a reduction over threads changes its rounding, and the run amplifies it.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _pretrain(recipe)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(recipe: Recipe) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase, list[dict[str, Any]]]:
     tokenizer = build_tokenizer(recipe.vocab_size, corpus=_tokenizer_corpus(recipe.seed))
     model = build_model(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=recipe.seed)
     # Validation pairs come after the benchmark's in the held-out order, so they never overlap it.
@@ -177,8 +190,8 @@ def pretrain(recipe: Recipe) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase,
         if step % recipe.eval_every == 0:
             greedy = _mean(pass_rates(model, tokenizer, validation, 1, 0.0, recipe.seed))
             sampled = _mean(pass_rates(model, tokenizer, validation, 4, 1.0, recipe.seed))
-            history.append({"step": step, "loss": float(loss), "greedy": greedy, "sampled_t1": sampled})
-            log.info("step %d loss %.4f greedy %.3f sampled(T=1) %.3f", step, float(loss), greedy, sampled)
+            history.append({"step": step, "loss": loss.item(), "greedy": greedy, "sampled_t1": sampled})
+            log.info("step %d loss %.4f greedy %.3f sampled(T=1) %.3f", step, loss.item(), greedy, sampled)
             if greedy >= recipe.target_greedy:
                 break
     model.eval()
@@ -203,7 +216,9 @@ def choose_one_shot(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase,
         "answer": str(a + b),
         "pass_rate_t1": rates[index],
         "rule": "held-out candidate with sampled (T=1) pass rate closest to 0.5",
-        "candidates": [{"problem": problem(*pair), "pass_rate_t1": rate} for pair, rate in zip(candidates, rates)],
+        "candidates": [
+            {"problem": problem(*pair), "pass_rate_t1": rate} for pair, rate in zip(candidates, rates, strict=True)
+        ],
     }
 
 
