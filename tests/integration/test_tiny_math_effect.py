@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from emtune.config import load_config
 from emtune.evaluate.runner import RESULTS_FILE
@@ -27,7 +29,17 @@ def _accuracy_by_step(eval_out: Path) -> dict[int, float]:
     return {int(r["step"]): float(r["accuracy"]) for r in results}
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine two threads spin against other work (3-10x slower here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_em_raises_sampled_accuracy_beyond_the_seed_noise(tmp_path: Path) -> None:
     curves: dict[int, dict[int, float]] = {}
     for seed in SEEDS:
