@@ -36,7 +36,8 @@ class ModelConfig(Section):
     path: str = Field(
         "builtin:tiny",
         min_length=1,
-        description="Local model folder, Hugging Face hub id, or 'builtin:tiny' (the embedded tiny model).",
+        description="Local model folder, Hugging Face hub id, 'builtin:tiny' (the embedded random tiny model) or "
+        "'builtin:tiny-math' (the embedded tiny model pre-trained on addition).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Dtype the weights are loaded in; 'auto' follows train.precision."

@@ -34,6 +34,9 @@ class EvalConfig(Section):
     )
     n: int = Field(1, ge=1, le=1024, description="Completions sampled per problem (avg@n, pass@k).")
     temperature: float = Field(0.0, ge=0, le=10, description="Sampling temperature; 0 is greedy decoding.")
+    greedy: bool = Field(
+        False, description="Sampled mode: also decode each problem greedily and report its accuracy as 'greedy'."
+    )
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold (sampled mode only).")
     max_new_tokens: int = Field(3072, ge=1, description="Longest completion generated, in tokens.")
     seed: int = Field(0, ge=0, description="Sampling seed.")

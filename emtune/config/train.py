@@ -24,8 +24,8 @@ class LoraConfig(Section):
 class TrainConfig(Section):
     prompts: str | None = Field(
         None,
-        description="Prompt set: prep's output folder or prompts.parquet, a parquet/jsonl file, or 'builtin:demo'; "
-        "unset: data.output.",
+        description="Prompt set: prep's output folder or prompts.parquet, a parquet/jsonl file, 'builtin:demo' or "
+        "'builtin:demo-add' (builtin:tiny-math's one-shot problem); unset: data.output.",
     )
     max_steps: int = Field(10, ge=1, description="Optimizer updates to run (not micro-batches).")
     rollouts_per_step: int = Field(64, ge=1, description="Completions sampled per step: the effective batch.")

@@ -20,7 +20,7 @@ import numpy as np
 from emtune.data.formats import encode_prompt, format_prompt
 from emtune.data.sources import local_source_paths
 from emtune.errors import ModelError
-from emtune.evaluate.backends import GenerationBackend, GenerationParams, open_backend
+from emtune.evaluate.backends import Completion, GenerationBackend, GenerationParams, open_backend
 from emtune.evaluate.grading import Grader
 from emtune.evaluate.models import ModelRef, expand_models, local_model, local_paths
 from emtune.evaluate.passk import summarize
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from emtune.config import RunConfig
-    from emtune.data.benchmarks import Benchmark
+    from emtune.data.benchmarks import Benchmark, BenchmarkItem
 
 log = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
+GREEDY_SAMPLES_FILE = "greedy_samples.jsonl"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
 LOGS_DIR = "logs"  # a backend's own log (vLLM's), one file per checkpoint
@@ -64,8 +65,30 @@ def _opened(cfg: RunConfig, ref: ModelRef, out: Path) -> Iterator[tuple[Generati
 
 
 def _protocol(cfg: RunConfig) -> dict[str, Any]:
-    keys = ("prompt_format", "n", "temperature", "top_p", "max_new_tokens", "seed", "limit")
+    keys = ("prompt_format", "n", "temperature", "top_p", "max_new_tokens", "seed", "limit", "greedy")
     return {key: getattr(cfg.eval, key) for key in keys}
+
+
+def _graded_records(
+    items: list[BenchmarkItem],
+    prompts: list[str],
+    completions: list[list[Completion]],
+    tokenizer: PreTrainedTokenizerBase,
+    grader: Grader,
+) -> list[dict[str, Any]]:
+    """One record per completion, in problem then sample order, graded against the item's gold answer."""
+    texts = [[str(tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in row] for row in completions]
+    grades = iter(grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row]))
+    records: list[dict[str, Any]] = []
+    for item, prompt, row, row_texts in zip(items, prompts, completions, texts, strict=True):
+        for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):
+            grade = next(grades)
+            records.append(
+                {"id": item.id, "sample": sample, "prompt": prompt, "completion": text, "extracted": grade.extracted,
+                 "gold": item.gold, "correct": grade.correct, "timed_out": grade.timed_out,
+                 "tokens": len(completion.token_ids), "finish_reason": completion.finish_reason}
+            )  # fmt: skip
+    return records
 
 
 def _evaluate(
@@ -87,20 +110,16 @@ def _evaluate(
     params = GenerationParams.from_config(ev)
     completions = backend.generate(prompt_ids, params)
     generated_at = time.perf_counter()
-    texts = [[str(tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in row] for row in completions]
-    grades = grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row])
+    records = _graded_records(items, prompts, completions, tokenizer, grader)
     graded_at = time.perf_counter()
+    # Greedy decoding beside the sampled avg@n shows how far sampling falls below what the model "knows".
+    greedy: dict[str, Any] = {}
+    greedy_records: list[dict[str, Any]] = []
+    if ev.greedy and ev.temperature > 0:
+        greedy_params = replace(GenerationParams.from_config(ev), n=1, temperature=0.0)
+        greedy_records = _graded_records(items, prompts, backend.generate(prompt_ids, greedy_params), tokenizer, grader)
+        greedy = {"greedy": float(np.mean([r["correct"] for r in greedy_records])) if greedy_records else 0.0}
 
-    records: list[dict[str, Any]] = []
-    flat = iter(grades)
-    for item, prompt, row, row_texts in zip(items, prompts, completions, texts, strict=True):
-        for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):
-            grade = next(flat)
-            records.append(
-                {"id": item.id, "sample": sample, "prompt": prompt, "completion": text, "extracted": grade.extracted,
-                 "gold": item.gold, "correct": grade.correct, "timed_out": grade.timed_out,
-                 "tokens": len(completion.token_ids), "finish_reason": completion.finish_reason}
-            )  # fmt: skip
     correct = [[r["correct"] for r in records[i * ev.n : (i + 1) * ev.n]] for i in range(len(items))]
     scores = summarize(correct, ev.pass_k)
     tokens = [r["tokens"] for r in records]
@@ -119,6 +138,7 @@ def _evaluate(
         "samples": len(records),
         "accuracy": scores.get(f"avg@{ev.n}", 0.0),
         **scores,
+        **greedy,
         "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
         "truncated_fraction": float(np.mean([r["finish_reason"] == "length" for r in records])) if records else 0.0,
         "timeouts": sum(r["timed_out"] for r in records),
@@ -132,6 +152,9 @@ def _evaluate(
     with atomic_dir(out / ref.label / benchmark.name, "eval", mark=False) as tmp:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         (tmp / SAMPLES_FILE).write_text(lines, encoding="utf-8")
+        if greedy_records:
+            greedy_lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in greedy_records)
+            (tmp / GREEDY_SAMPLES_FILE).write_text(greedy_lines, encoding="utf-8")
         atomic_write_json(tmp / METRICS_FILE, metrics)
     log.info(
         "%s on %s: accuracy %.1f%% (%d items, %d timeouts, %.0f tok/s)",

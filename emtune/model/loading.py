@@ -12,10 +12,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from emtune.errors import ModelError
 from emtune.model.shapes import RANDOM_PREFIX, random_model
 from emtune.model.tiny import write_tiny_model
+from emtune.model.tiny_math import TINY_MATH_DIR
 
 log = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
+BUILTIN_TINY_MATH = "builtin:tiny-math"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -28,15 +30,18 @@ def _looks_local(spec: str) -> bool:
 
 
 def resolve_model(spec: str) -> str:
-    """Return a local folder or hub id that transformers can load; materialise builtin:tiny once."""
+    """Return a local folder or hub id that transformers can load; materialise builtin:tiny once (builtin:tiny-math
+    ships inside the package)."""
     if spec == BUILTIN_TINY:
         path = cache_dir() / "tiny-qwen2-v1"
         if not (path / "config.json").is_file():
             log.info("writing the embedded tiny model to %s", path)
             write_tiny_model(path)
         return str(path)
+    if spec == BUILTIN_TINY_MATH:
+        return str(TINY_MATH_DIR)
     if spec.startswith("builtin:"):
-        raise ModelError(f"unknown built-in model {spec!r}; allowed: {BUILTIN_TINY!r}")
+        raise ModelError(f"unknown built-in model {spec!r}; allowed: {BUILTIN_TINY!r}, {BUILTIN_TINY_MATH!r}")
     local = Path(spec).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():

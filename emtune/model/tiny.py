@@ -7,7 +7,7 @@ model hub. The shapes are the smallest vLLM's CPU backend accepts (head_dim 32, 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -58,7 +58,10 @@ def _corpus(seed: int, lines: int = 4000) -> Iterator[str]:
         yield " ".join(parts) + rng.choice([".", "?", "\n"])
 
 
-def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    vocab_size: int = 1024, seed: int = 0, corpus: Iterable[str] | None = None
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on `corpus` (default: synthetic maths-flavoured text from `seed`)."""
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -74,7 +77,7 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> PreTrainedTokenize
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(seed), trainer=trainer)
+    tok.train_from_iterator(_corpus(seed) if corpus is None else corpus, trainer=trainer)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=IM_END, pad_token=PAD_TOKEN, model_max_length=4096
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from emtune.report.table import AVERAGE, ResultsTable, build_table
 
+GREEDY = "greedy"  # accuracy of greedy decoding, evaluated beside sampled avg@n (eval.greedy)
 # Detail columns: header and how a value is shown (percentages as in the main table: one decimal).
 DETAIL_COLUMNS: dict[str, tuple[str, str]] = {
     "items": ("items", "{:.0f}"),
@@ -64,6 +65,7 @@ def _grid(table: ResultsTable, results: list[dict[str, Any]]) -> tuple[list[str]
 def _details(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     names = {k for r in results for k in r if k.startswith(("pass@", "avg@"))}
     pass_keys = sorted(names, key=lambda k: (k.split("@")[0], int(k.split("@")[1])))
+    pass_keys += [GREEDY] if any(GREEDY in r for r in results) else []
     header = ["checkpoint", "benchmark", *pass_keys, *(title for title, _ in DETAIL_COLUMNS.values())]
     rows = []
     for r in sorted(results, key=lambda r: (r["step"], r["label"], r["benchmark"])):

@@ -23,6 +23,7 @@ from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
 from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
+from emtune.model import tiny_math
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train.batching import collate
 from emtune.train.checkpointing import Checkpointer, hyperparameters
@@ -34,6 +35,8 @@ from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutEngine, Rollou
 log = logging.getLogger(__name__)
 
 BUILTIN_DEMO_PROMPTS = "builtin:demo"
+# The one-shot addition problem chosen for builtin:tiny-math, in the format that model was trained on.
+BUILTIN_DEMO_ADD_PROMPTS = "builtin:demo-add"
 # The embedded default problem, so the demo needs no data file.
 DEMO_PROBLEM = (
     "A rectangle has a perimeter of 30 centimetres and its length is twice its width. "
@@ -53,6 +56,8 @@ def load_prompts(cfg: RunConfig) -> PromptSet:
     source = cfg.train.prompts
     if source == BUILTIN_DEMO_PROMPTS:
         return PromptSet(problems=[DEMO_PROBLEM], prompt_format=None)
+    if source == BUILTIN_DEMO_ADD_PROMPTS:
+        return PromptSet(problems=[tiny_math.one_shot_problem()], prompt_format=tiny_math.PROMPT_FORMAT)
     if source is None:
         if cfg.data.output is None:
             raise DataError("no prompts: set train.prompts (or --prompts) or data.output to a prepared prompt set")

@@ -19,6 +19,9 @@ assert emtune.__file__.startswith(sys.argv[1]), emtune.__file__
 assert emtune.workflows.__file__.startswith(sys.argv[1]), emtune.workflows.__file__
 from emtune.data.benchmarks import load_benchmark
 assert len(load_benchmark("demo-arith").items) == 8
+assert len(load_benchmark("demo-add").items) == 400
+from emtune.model.loading import load_model
+assert load_model("builtin:tiny-math").config.model_type == "qwen2"
 from emtune.cli import main
 sys.argv = ["emtune", "pipeline", "compile", "-o", sys.argv[2]]
 main()
