@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from emtune.errors import TrainingError
 from emtune.fsutil import atomic_write_json
 from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
 
@@ -63,7 +64,9 @@ def seal(partial: Path, final: Path, state: dict[str, Any], marker: dict[str, An
     atomic_write_json(partial / STATE_DIR / STATE_FILE, state)
     atomic_write_json(partial / MARKER, marker)
     if final.exists():
-        shutil.rmtree(final)
+        # Not a step this run sealed (those stop a run without --resume, and a resumed run only adds newer ones):
+        # a folder emtune did not write is never replaced.
+        raise TrainingError(f"{str(final)!r} exists and is not a complete step emtune wrote; move it away and resume")
     os.replace(partial, final)
 
 

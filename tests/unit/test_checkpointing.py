@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from emtune.config import load_config
 from emtune.config.store import StoreConfig
+from emtune.errors import TrainingError
 from emtune.store import open_store
 from emtune.train import checkpoint
 from emtune.train.checkpointing import RESUME_MAY_CHANGE, Checkpointer, hyperparameters, pushes_state
@@ -83,3 +86,13 @@ def test_resume_compares_hyperparameters_but_not_the_keys_that_may_change():
     assert {key for key in changed if changed[key] != same[key]} == {"train.learning_rate", "train.lora.r"}
     other_prompts = hyperparameters(base, [[1, 2, 4]])
     assert [key for key in same if same[key] != other_prompts[key]] == ["prompts (sha256 of the encoded prompts)"]
+
+
+def test_seal_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    partial, final = checkpoint.partial_dir(tmp_path, 3), checkpoint.step_dir(tmp_path, 3)
+    (partial / checkpoint.STATE_DIR).mkdir(parents=True)
+    final.mkdir()
+    (final / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingError, match="step-3' exists and is not a complete step"):
+        checkpoint.seal(partial, final, {"step": 3}, {"step": 3})
+    assert (final / "notes.txt").read_text() == "mine" and not (final / checkpoint.MARKER).exists()
