@@ -112,8 +112,12 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
             _place(evaluated, p.eval)
             _secrets(evaluated, cfg)
 
-        reported = report_op(eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=train_metrics)
+        reported = report_op(
+            **config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=train_metrics,
+        )  # fmt: skip
         _place(reported, p.report)
+        _secrets(reported, cfg)  # it writes the report into the store
         return reported.outputs["report"]
 
     emtune_pipeline.__signature__ = signature  # type: ignore[attr-defined]

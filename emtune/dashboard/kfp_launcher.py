@@ -19,7 +19,7 @@ from typing import Any
 
 from emtune.config import RunConfig
 from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
-from emtune.dashboard.rundata import store_checkpoints
+from emtune.dashboard.rundata import store_checkpoints, store_report
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
 from emtune.pipeline.params import config_from_params
@@ -67,6 +67,8 @@ class KfpLauncher:
         self._client_factory = client_factory or (lambda: make_client(self.host, settings.kfp_namespace))
         self._client: Any = None
         self._experiment_id: str | None = None
+        # Reports the pipeline put in the store, fetched to be served (a cache: /tmp is writable in the pod).
+        self._report_cache = Path(tempfile.mkdtemp(prefix="emtune-dashboard-reports-"))
 
     @property
     def client(self) -> Any:
@@ -123,7 +125,13 @@ class KfpLauncher:
         cfg.store.uri = store_uri
         checkpoints = store_checkpoints(run_store_uri(cfg, run.run_id), cfg.store)
         training = [{"step": c.step, **c.metrics} for c in checkpoints if c.metrics]
-        return RunData(training=training, checkpoints=checkpoints)
+        report = store_report(run_store_uri(cfg, run.run_id), cfg.store, self._report_cache / run.run_id)
+        return RunData(
+            training=training,
+            checkpoints=checkpoints,
+            evaluations=report.evaluations if report else [],
+            report_html=report.html if report else None,
+        )
 
     # --------------------------------------------------------------------------------------- schedules
     def list_schedules(self) -> list[Schedule]:

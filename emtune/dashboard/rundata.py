@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,24 @@ def store_checkpoints(uri: str, store_cfg: StoreConfig) -> list[Checkpoint]:
     except EmtuneError as exc:
         log.warning("cannot list checkpoints in %s: %s", uri, exc)
         return []
+
+
+@dataclass
+class StoredReport:
+    evaluations: list[dict[str, Any]]  # metrics.json per (step, benchmark), as results.json holds them
+    html: str | None  # the fetched report page
+
+
+def store_report(uri: str, store_cfg: StoreConfig, cache_dir: Path) -> StoredReport | None:
+    """The report the pipeline put beside a run's steps (`<uri>/report/`), fetched into `cache_dir`; None while the
+    run has none (or the store cannot be read: the page shows what there is)."""
+    try:
+        folder = open_store(uri, store_cfg).pull_report(cache_dir)
+        if folder is None:
+            return None
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (EmtuneError, OSError, ValueError) as exc:
+        log.warning("cannot read the report in %s: %s", uri, exc)
+        return None
+    html = folder / "report.html"
+    return StoredReport(evaluations=list(results.get("results", [])), html=str(html) if html.is_file() else None)

@@ -176,13 +176,24 @@ def eval_step(
 
 
 def report_step(
-    eval_dirs: list[str], train_metrics: str, report_dir: str, html_path: str, log_metric: Callable[[str, float], None]
+    compile_time_config: str,
+    run_parameters: dict[str, Any],
+    run_id: str,
+    eval_dirs: list[str],
+    train_metrics: str,
+    report_dir: str,
+    html_path: str,
+    log_metric: Callable[[str, float], None],
 ) -> Path:
-    """Build the report from every pair's results and log its headline numbers (the KFP Metrics output)."""
+    """Build the report from every pair's results, put it beside the run's steps in the store (where the
+    dashboard reads a cluster run's evaluations) and log its headline numbers (the KFP Metrics output)."""
     from emtune.report.build import run as build_report
+    from emtune.store import open_store
 
+    cfg = run_config(compile_time_config, run_parameters)
     folders = [Path(d) for d in eval_dirs]
     out = build_report(folders, Path(report_dir), metrics_jsonl=[Path(train_metrics)])
+    log.info("report in the store: %s", open_store(run_store_uri(cfg, run_id), cfg.store).push_report(out))
     shutil.copyfile(out / "report.html", html_path)
     for name, value in headline_metrics(folders).items():
         log_metric(name, value)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
-from emtune.fsutil import atomic_dir, check_output
-from emtune.store.layout import STATE_DIR, is_state_path
+from emtune.fsutil import OUTPUT_MARKER, atomic_dir, check_output
+from emtune.store.layout import REPORT_DIR, STATE_DIR, is_state_path
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,24 @@ class CheckpointStore(ABC):
         current = self._read_pointer()
         if current is None or step >= current:
             self._put_bytes(LATEST, f"{step}\n".encode())
+
+    # ---------------------------------------------------------------------------------- the report
+    def push_report(self, folder: Path) -> str:
+        """Upload a run's report folder (results.json, report.md/html, plots: small files) under `report/`, where
+        the dashboard reads a cluster run's evaluations; returns its URI."""
+        folder = Path(folder)
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != OUTPUT_MARKER):
+            self._put_bytes(f"{REPORT_DIR}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+        return self.uri_of(REPORT_DIR)
+
+    def pull_report(self, local_dir: Path) -> Path | None:
+        """Download the run's report folder into `local_dir` (a cache, overwritten); None while there is none."""
+        prefix = f"{REPORT_DIR}/"
+        keys = sorted(self._list(prefix))
+        if not keys:
+            return None
+        self._download([(key, Path(local_dir) / key.removeprefix(prefix)) for key in keys])
+        return Path(local_dir)
 
     # ----------------------------------------------------------------------------------- pull
     def pull(self, step: int, local_dir: Path, *, with_state: bool = False, overwrite: bool = False) -> Path:

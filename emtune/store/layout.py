@@ -8,6 +8,7 @@ last: a folder without it does not count. Resume state (optimizer, scheduler, RN
 from __future__ import annotations
 
 MARKER = "checkpoint.json"
+REPORT_DIR = "report"  # beside the steps in a run's store prefix: the run's report (results.json, pages, plots)
 STATE_DIR = "trainer_state"
 STATE_FILE = "state.json"
 

@@ -89,3 +89,6 @@ def test_local_pipeline_run(tmp_path: Path) -> None:
     results = json.loads((report_html.parent / "results.json").read_text())
     reported = {(r["step"], r["benchmark"]) for r in results["results"]}
     assert reported == pairs
+    # ... and is put beside the run's steps in the store, where the dashboard reads a cluster run's evaluations.
+    assert json.loads((store_dir / "report" / "results.json").read_text()) == results
+    assert (store_dir / "report" / "report.html").read_bytes() == report_html.read_bytes()

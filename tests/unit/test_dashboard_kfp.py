@@ -8,6 +8,7 @@ dashboard's view, and schedules as recurring runs.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,15 @@ def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -
     data = launcher.run_data(launcher.get_run(run_id))
     assert [(c.step, c.uri) for c in data.checkpoints] == [(1, f"{store_root.as_uri()}/{run_id}/step-1")]
     assert data.training == [{"step": 1, "entropy": 3.5, "step_s": 2.0}]
+    assert data.evaluations == [] and data.report_html is None  # no report yet
+
+    # The report step puts the report beside the steps; the dashboard serves its page and reads its results.
+    report = tmp_path / "report"
+    report.mkdir()
+    evaluation = {"label": "step-1", "step": 1, "benchmark": "demo-add", "accuracy": 0.75}
+    (report / "results.json").write_text(json.dumps({"results": [evaluation]}))
+    (report / "report.html").write_text("<html>the report</html>")
+    assert store.push_report(report) == f"{store_root.as_uri()}/{run_id}/report"
+    data = launcher.run_data(launcher.get_run(run_id))
+    assert data.evaluations == [evaluation]
+    assert data.report_html and Path(data.report_html).read_text() == "<html>the report</html>"

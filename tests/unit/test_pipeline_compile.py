@@ -189,7 +189,7 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
         assert secrets(train) == {"emtune-s3": s3, "emtune-wandb": ["WANDB_API_KEY"]}
     assert secrets("exec-evaluate") == {"emtune-s3": s3}
     assert secrets("exec-prep") == {"emtune-s3": s3}
-    assert secrets("exec-report") == {}
+    assert secrets("exec-report") == {"emtune-s3": s3}  # it puts the report beside the steps in the store
     assert platform[in_pod]["emptyDirMounts"] == [
         {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}
     ]
