@@ -55,7 +55,7 @@ images:
 
 # Builds the CPU train image and the dashboard image here from a local Debian base and runs them (slow; root).
 test-images: venv
-	$(BIN)/python -m pytest -q -m images tests/integration/test_images.py
+	$(BIN)/python -m pytest -q -m images tests/integration/test_images_build.py
 
 docs: venv
 	$(BIN)/emtune config docs --write README.md
