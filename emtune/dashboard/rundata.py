@@ -5,7 +5,6 @@ Files may be half-written while a run is going: readers skip what they cannot pa
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from emtune.config.store import StoreConfig
 from emtune.dashboard.launcher import Checkpoint
 from emtune.errors import EmtuneError
+from emtune.fsutil import read_jsonl
 from emtune.report.collect import collect_eval
 from emtune.store import open_store
 
@@ -21,16 +21,7 @@ log = logging.getLogger(__name__)
 
 def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
     """The complete JSON lines of a file being appended to (a torn last line is skipped), by step."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
+    rows = [row for row in read_jsonl(path, skip_bad=True) if "step" in row]
     return sorted(rows, key=lambda row: row["step"])
 
 

@@ -9,17 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from emtune.config import LoggingConfig
-from emtune.fsutil import atomic_write_text
+from emtune.fsutil import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def wandb_mode(cfg: LoggingConfig) -> Literal["online", "offline", "disabled"]:
@@ -34,7 +27,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, resumed_step: int, logging_cfg: LoggingConfig, run_name: str, config: dict):
         self.path = Path(run_dir) / METRICS_FILE
-        kept = [m for m in read_metrics(self.path) if m.get("step", 0) <= resumed_step]
+        kept = [m for m in read_jsonl(self.path) if m.get("step", 0) <= resumed_step]
         atomic_write_text(self.path, "".join(json.dumps(m) + "\n" for m in kept))
         self._wandb = None
         if logging_cfg.wandb_project:
