@@ -23,6 +23,7 @@ from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
 from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
+from emtune.model.generate import stop_token_ids
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train.batching import collate
 from emtune.train.checkpointing import Checkpointer, hyperparameters
@@ -86,6 +87,7 @@ class Trainer:
         self.scheduler = self._build_scheduler()  # on the prepared optimizer: DeepSpeed may have built it
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.is_deepspeed = t.strategy in ("zero2", "zero3")
+        self.eos_ids = stop_token_ids(self.accelerator.unwrap_model(self.model), self.tokenizer.eos_token_id)
         self.engine = self._build_engine()
         self.params = SamplingParams(t.temperature, t.top_p, t.top_k, t.repetition_penalty, t.max_new_tokens)
         self.start_step = self.checkpoints.restore() if resume else 0
@@ -116,7 +118,7 @@ class Trainer:
             if dtype == "auto":
                 dtype = "bfloat16" if t.precision == "bf16" else "float32"
             return VLLMRolloutEngine(
-                resolve_model(self.cfg.model.path), eos_ids=self._eos_ids(), dtype=dtype,
+                resolve_model(self.cfg.model.path), eos_ids=self.eos_ids, dtype=dtype,
                 max_model_len=t.max_prompt_tokens + t.max_new_tokens, max_num_seqs=t.rollout_batch_size,
                 gpu_memory_utilization=t.vllm_gpu_memory_utilization, sleep=t.vllm_sleep,
                 sync_bucket_mb=t.vllm_sync_bucket_mb, seed=self.cfg.run.seed, world_size=self.geometry.world_size,
@@ -124,18 +126,12 @@ class Trainer:
             )  # fmt: skip
         return HFRolloutEngine(
             self.accelerator.unwrap_model(self.model),
-            eos_ids=self._eos_ids(),
+            eos_ids=self.eos_ids,
             pad_id=self.tokenizer.pad_token_id,
             static_cache=t.static_cache == "on" or (t.static_cache == "auto" and torch.cuda.is_available()),
             zero3_engine=self.model if t.strategy == "zero3" else None,
             multi_rank=self.geometry.world_size > 1,
         )
-
-    def _eos_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        configured = getattr(self.accelerator.unwrap_model(self.model).generation_config, "eos_token_id", None)
-        ids.update(configured if isinstance(configured, list) else [configured])
-        return sorted(i for i in ids if i is not None)
 
     def _load_model(self) -> Any:
         t = self.cfg.train
