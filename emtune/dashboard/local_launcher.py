@@ -79,19 +79,7 @@ class LocalLauncher:
     def _spawn(self, run_id: str, request: Path, cfg: RunConfig, provenance: Provenance) -> None:
         run_dir = request.parent
         # Recorded before the process exists, so the run is listed at once and a start that dies is seen.
-        save_record(
-            RunRecord(
-                run_id=run_id,
-                run_dir=str(run_dir),
-                status="starting",
-                config=str(run_dir / CONFIG_FILE),
-                config_hash=cfg.digest(),
-                created_at=utc_now(),
-                trigger=provenance.trigger,
-                requested_by=provenance.requested_by,
-                parent_run=provenance.parent_run,
-            )
-        )
+        save_record(RunRecord.begin(run_dir, "starting", cfg.digest(), provenance))
         command = [self.python, "-m", "emtune", "pipeline", "run", "--local", "--config", str(request)]
         command += ["--runs-root", str(self.runs_dir), "--run-id", run_id, "--trigger", provenance.trigger]
         command += ["--requested-by", provenance.requested_by or "unknown"]
