@@ -21,9 +21,10 @@ from pathlib import Path
 
 from emtune.config import RunConfig, dump_config, load_config
 from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
-from emtune.dashboard.rundata import evaluations_under, read_jsonl_rows, store_checkpoints
+from emtune.dashboard.rundata import evaluations_under, store_checkpoints
 from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
+from emtune.report.collect import training_rows
 from emtune.runs.local import (
     CONFIG_FILE,
     LOG_FILE,
@@ -130,7 +131,7 @@ class LocalLauncher:
         pipeline_root = run_dir / "pipeline_root"
         report = self._record(run.run_id).report
         return RunData(
-            training=read_jsonl_rows(run_dir / "train" / "metrics.jsonl"),
+            training=training_rows(run_dir / "train" / "metrics.jsonl", skip_bad=True),
             evaluations=evaluations_under(pipeline_root),
             checkpoints=[
                 checkpoint

@@ -12,17 +12,10 @@ from typing import Any
 from emtune.config.store import StoreConfig
 from emtune.dashboard.launcher import Checkpoint
 from emtune.errors import EmtuneError
-from emtune.fsutil import read_jsonl
 from emtune.report.collect import collect_eval
 from emtune.store import open_store
 
 log = logging.getLogger(__name__)
-
-
-def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of a file being appended to (a torn last line is skipped), by step."""
-    rows = [row for row in read_jsonl(path, skip_bad=True) if "step" in row]
-    return sorted(rows, key=lambda row: row["step"])
 
 
 def evaluations_under(folder: Path) -> list[dict[str, Any]]:
