@@ -1,5 +1,6 @@
-"""Write-then-rename helpers (a path that exists is complete) and the output guard every folder-writing
-command goes through: emtune never deletes a folder it did not write, nor one of a command's own inputs."""
+"""Write-then-rename helpers (a path that exists is complete), the output guard every folder-writing
+command goes through (emtune never deletes a folder it did not write, nor one of a command's own inputs),
+and the one JSON-lines reader."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from emtune.errors import OutputError
+from emtune.errors import DataError, OutputError
 
 # Written into every output folder emtune creates; `--overwrite` replaces only folders that carry it.
 OUTPUT_MARKER = ".emtune-output.json"
@@ -176,3 +177,37 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def parse_jsonl(text: str, where: str, *, skip_bad: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects of JSON-lines `text`, blank lines skipped. A line that is not a JSON object raises a
+    DataError naming `where` and the line; with `skip_bad` (a file still being appended to, whose last line may
+    be torn) it is skipped instead."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if skip_bad:
+                continue
+            raise DataError(f"{where} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(row, dict):
+            if skip_bad:
+                continue
+            raise DataError(f"{where} line {number} is a JSON {type(row).__name__}, not an object")
+        rows.append(row)
+    return rows
+
+
+def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (`parse_jsonl`); a file that does not exist yet holds none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{str(path)!r} is not UTF-8 text; expected JSON lines") from None
+    return parse_jsonl(text, repr(str(path)), skip_bad=skip_bad)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from common import TINY_RUN
 
 from emtune.config import RunConfig, validate_config
 from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
@@ -39,31 +40,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-# The tiny model's run, small enough for a test: 2 steps, 2 problems per benchmark, 8 new tokens.
-TINY_RUN: dict[str, Any] = {
-    "run": {"name": "dash", "seed": 0},
-    "model": {"path": "builtin:tiny"},
-    "train": {
-        "prompts": "builtin:demo",
-        "max_steps": 2,
-        "save_every": 1,
-        "rollouts_per_step": 4,
-        "rollout_batch_size": 4,
-        "micro_batch_size": 2,
-        "max_new_tokens": 8,
-        "learning_rate": 1e-3,
-    },
-    "eval": {
-        "benchmarks": ["demo-arith", "demo-algebra"],
-        "backend": "hf",
-        "limit": 2,
-        "max_new_tokens": 8,
-        "batch_size": 8,
-        "grading_workers": 1,
-    },
-    "pipeline": {"parallelism": 2},
-}
 
 
 def tiny_config(**overrides: Any) -> RunConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from emtune.config import load_config
 from emtune.store import open_store
+from emtune.store.layout import step_name
 from emtune.train import checkpoint
 from emtune.train.checkpointing import pushes_state
 from emtune.train.trainer import run as train
@@ -57,6 +58,6 @@ def run_bench(steps: int = 4, state_every: int = 0) -> list[StepBytes]:
                 folder, step, run_id="bench", config_hash=cfg.digest(), metrics={},
                 with_state=pushes_state(step, steps, state_every),
             ).uploaded_bytes  # fmt: skip
-            pulled = _size(store.pull(step, Path(tmp) / "pulled" / f"step-{step}"))
+            pulled = _size(store.pull(step, Path(tmp) / "pulled" / step_name(step)))
             rows.append(StepBytes(step, _size(folder), pushed, pulled))
     return rows

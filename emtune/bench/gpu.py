@@ -85,7 +85,7 @@ def bench_vllm(trainer: Trainer, samples: int) -> dict[str, Any]:
         trainer.tokenizer.save_pretrained(folder)
         engine, start_s = _timed(
             lambda: VLLMRolloutEngine(
-                folder, eos_ids=trainer._eos_ids(), dtype="bfloat16",
+                folder, eos_ids=trainer.eos_ids, dtype="bfloat16",
                 max_model_len=t.max_prompt_tokens + t.max_new_tokens, max_num_seqs=samples,
                 gpu_memory_utilization=t.vllm_gpu_memory_utilization, sleep=False,
                 sync_bucket_mb=t.vllm_sync_bucket_mb, seed=0, world_size=1,

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from emtune.config import RunConfig, dump_config, load_config
 from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
-from emtune.dashboard.rundata import evaluations_under, read_jsonl_rows, store_checkpoints
+from emtune.dashboard.rundata import evaluations_under, store_checkpoints
 from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
+from emtune.report.collect import training_rows
 from emtune.runs.local import (
     CONFIG_FILE,
     LOG_FILE,
@@ -79,19 +80,7 @@ class LocalLauncher:
     def _spawn(self, run_id: str, request: Path, cfg: RunConfig, provenance: Provenance) -> None:
         run_dir = request.parent
         # Recorded before the process exists, so the run is listed at once and a start that dies is seen.
-        save_record(
-            RunRecord(
-                run_id=run_id,
-                run_dir=str(run_dir),
-                status="starting",
-                config=str(run_dir / CONFIG_FILE),
-                config_hash=cfg.digest(),
-                created_at=utc_now(),
-                trigger=provenance.trigger,
-                requested_by=provenance.requested_by,
-                parent_run=provenance.parent_run,
-            )
-        )
+        save_record(RunRecord.begin(run_dir, "starting", cfg.digest(), provenance))
         command = [self.python, "-m", "emtune", "pipeline", "run", "--local", "--config", str(request)]
         command += ["--runs-root", str(self.runs_dir), "--run-id", run_id, "--trigger", provenance.trigger]
         command += ["--requested-by", provenance.requested_by or "unknown"]
@@ -142,7 +131,7 @@ class LocalLauncher:
         pipeline_root = run_dir / "pipeline_root"
         report = self._record(run.run_id).report
         return RunData(
-            training=read_jsonl_rows(run_dir / "train" / "metrics.jsonl"),
+            training=training_rows(run_dir / "train" / "metrics.jsonl", skip_bad=True),
             evaluations=evaluations_under(pipeline_root),
             checkpoints=[
                 checkpoint

@@ -20,21 +20,6 @@ from emtune.store import open_store
 log = logging.getLogger(__name__)
 
 
-def read_jsonl_rows(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of a file being appended to (a torn last line is skipped), by step."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
-    return sorted(rows, key=lambda row: row["step"])
-
-
 def evaluations_under(folder: Path) -> list[dict[str, Any]]:
     """Every evaluation result (metrics.json per checkpoint and benchmark) under `folder`; none yet is []."""
     if not folder.is_dir():

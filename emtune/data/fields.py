@@ -8,6 +8,7 @@ from typing import Any
 
 _MISSING = object()
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$")  # a '$' that is not an escaped dollar sign '\$'
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:
@@ -70,18 +71,18 @@ def answer_text(value: Any) -> str | None:
 
 
 def last_boxed(text: str) -> str | None:
-    r"""The content of the last \boxed{...} (or \fbox{...}) in `text`, braces balanced; None if there is none."""
-    starts = [match.end() for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if not starts:
-        return None
-    start = starts[-1]
-    depth = 1
-    for position in range(start, len(text)):
-        char = text[position]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
+    r"""Content of the last \boxed{...} or \fbox{...} (braces balanced) or `\boxed x` in `text`; None if there is
+    none. A box that never closes is skipped for the one before it."""
+    for match in reversed(list(_BOXED.finditer(text))):
+        rest = text[match.end() :]
+        if not rest.startswith("{"):
+            word = re.match(r"[^\s$]+", rest)
+            if word:
+                return word.group(0)
+            continue
+        depth = 0
+        for index, char in enumerate(rest):
+            depth += {"{": 1, "}": -1}.get(char, 0)
             if depth == 0:
-                return text[start:position].strip() or None
-    return None  # unbalanced: the box never closes
+                return rest[1:index].strip()
+    return None

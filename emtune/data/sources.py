@@ -18,6 +18,7 @@ from typing import Any
 
 from emtune.config.store import StoreConfig
 from emtune.errors import DataError
+from emtune.fsutil import parse_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def parse_records(data: bytes, fmt: str, uri: str) -> tuple[list[str], list[dict
     except UnicodeDecodeError as exc:
         raise DataError(f"source {uri!r} is not UTF-8 text (byte {exc.start})") from None
     if fmt == "jsonl":
-        rows = [_json_row(line, uri, number) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        rows = parse_jsonl(text, f"source {uri!r}")
         return _columns(rows), rows
     if fmt == "json":
         return _parse_json(text, uri)
@@ -162,16 +163,6 @@ def _parse_parquet(data: bytes, uri: str) -> tuple[list[str], list[dict[str, Any
             f"source {uri!r} is unreadable as parquet (corrupt or truncated?): {str(exc).splitlines()[0]}"
         ) from None
     return list(table.column_names), table.to_pylist()
-
-
-def _json_row(line: str, uri: str, number: int) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"source {uri!r} line {number} is not valid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(row, dict):
-        raise DataError(f"source {uri!r} line {number} is a JSON {type(row).__name__}, not an object")
-    return row
 
 
 def _parse_json(text: str, uri: str) -> tuple[list[str], list[dict[str, Any]]]:

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import re
 import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from multiprocessing.pool import Pool
 from types import FrameType
 from typing import Any
 
+from emtune.data.fields import last_boxed
+
 log = logging.getLogger(__name__)
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 # Seconds a worker may take beyond the item's own limit before it is presumed stuck and killed.
 _STUCK_GRACE_S = 30.0
 _START_TIMEOUT_S = 120.0
@@ -41,24 +41,6 @@ class Grade:
 
 class GradingTimeout(BaseException):
     """Raised by the alarm; a BaseException so math-verify's `except Exception` blocks cannot swallow it."""
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` (braces balanced) or `\\boxed x` in `text`; None if there is none."""
-    matches = list(_BOXED.finditer(text))
-    for match in reversed(matches):
-        rest = text[match.end() :]
-        if not rest.startswith("{"):
-            word = re.match(r"[^\s$]+", rest)
-            if word:
-                return word.group(0)
-            continue
-        depth = 0
-        for index, char in enumerate(rest):
-            depth += {"{": 1, "}": -1}.get(char, 0)
-            if depth == 0:
-                return rest[1:index].strip()
-    return None
 
 
 def _wrap_latex(answer: str) -> str:

@@ -19,10 +19,10 @@ from emtune.config.store import StoreConfig
 from emtune.errors import ModelError
 from emtune.model.loading import resolve_model
 from emtune.store import open_store, split_step_uri
+from emtune.store.layout import parse_step_name, step_name
 from emtune.train.checkpoint import complete_steps, step_dir
 
 _STORE_URI = re.compile(r"^(s3|file)://", re.IGNORECASE)
-_STEP_NAME = re.compile(r"^step-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -41,27 +41,27 @@ def _expand_one(spec: str, store_cfg: StoreConfig) -> list[ModelRef]:
     if _STORE_URI.match(spec):
         _, step = split_step_uri(spec)
         if step is not None:
-            return [ModelRef(spec.rstrip("/"), step, f"step-{step}")]
+            return [ModelRef(spec.rstrip("/"), step, step_name(step))]
         steps = open_store(spec, store_cfg).complete_steps()
         if not steps:
             raise ModelError(f"store prefix {spec!r} holds no complete step (step-N/ with a manifest)")
-        return [ModelRef(f"{spec.rstrip('/')}/step-{s}", s, f"step-{s}") for s in steps]
+        return [ModelRef(f"{spec.rstrip('/')}/{step_name(s)}", s, step_name(s)) for s in steps]
     local = Path(spec).expanduser()
     if local.is_dir() and not (local / "config.json").is_file():
         steps = complete_steps(local)
         if steps:
-            return [ModelRef(str(step_dir(local, s)), s, f"step-{s}") for s in steps]
+            return [ModelRef(str(step_dir(local, s)), s, step_name(s)) for s in steps]
     resolve_model(spec)  # fail now, naming the spec, rather than after other models were evaluated
-    match = _STEP_NAME.match(local.name) if local.is_dir() else None
-    if match:
-        return [ModelRef(str(local), int(match.group(1)), local.name)]
+    step = parse_step_name(local.name) if local.is_dir() else None
+    if step is not None:
+        return [ModelRef(str(local), step, local.name)]
     return [ModelRef(spec, 0, _safe_label(local.name if local.exists() else spec))]
 
 
 def _run_name(ref: ModelRef) -> str:
     """The folder a step checkpoint sits in (its run), or the model's own name for a plain model."""
     path = PurePosixPath(ref.spec.rstrip("/"))
-    return _safe_label(path.parent.name if _STEP_NAME.match(path.name) else ref.spec)
+    return _safe_label(path.parent.name if parse_step_name(path.name) is not None else ref.spec)
 
 
 def expand_models(specs: list[str], store_cfg: StoreConfig) -> list[ModelRef]:
@@ -91,4 +91,4 @@ def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
     prefix, step = split_step_uri(ref.spec)
     assert step is not None
     with tempfile.TemporaryDirectory(prefix="emtune-eval-model-") as tmp:
-        yield str(open_store(prefix, store_cfg).pull(step, Path(tmp) / f"step-{step}"))
+        yield str(open_store(prefix, store_cfg).pull(step, Path(tmp) / step_name(step)))

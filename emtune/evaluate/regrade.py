@@ -8,7 +8,7 @@ from typing import Any
 
 from emtune.errors import DataError, OutputError
 from emtune.evaluate.grading import grade_all
-from emtune.fsutil import atomic_write_text
+from emtune.fsutil import atomic_write_text, parse_jsonl
 
 
 def _read_samples(path: Path) -> list[dict[str, Any]]:
@@ -20,17 +20,10 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
         raise DataError(
             f"samples file {str(path)!r} is not UTF-8 text; expected JSONL (one JSON object a line)"
         ) from None
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}:{number} is not a JSON object") from None
-        if not isinstance(record, dict) or "completion" not in record or "gold" not in record:
+    records = parse_jsonl(text, f"samples file {str(path)!r}")
+    for number, record in enumerate(records, 1):
+        if "completion" not in record or "gold" not in record:
             raise DataError(f"{path}:{number} needs the fields 'completion' and 'gold'")
-        records.append(record)
     if not records:
         raise DataError(
             f"samples file {str(path)!r} holds no samples; expected JSON lines with 'completion' and 'gold'"

@@ -26,6 +26,7 @@ from emtune.evaluate.models import ModelRef, expand_models, local_model, local_p
 from emtune.evaluate.passk import summarize
 from emtune.fsutil import atomic_dir, atomic_write_json, open_output_dir
 from emtune.model.loading import load_tokenizer
+from emtune.store.layout import step_name
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -201,7 +202,7 @@ def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: i
     refs = expand_models([model], cfg.store)
     if len(refs) != 1:
         raise ModelError(f"evaluate_pair needs one checkpoint; {model!r} names {len(refs)} (pass a step URI)")
-    ref = refs[0] if step is None else replace(refs[0], step=step, label=f"step-{step}")
+    ref = refs[0] if step is None else replace(refs[0], step=step, label=step_name(step))
     (loaded,) = _load_benchmarks(cfg, [benchmark])
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader, _opened(cfg, ref, Path(out)) as opened:
         return _evaluate(cfg, ref, loaded, *opened, grader, Path(out))

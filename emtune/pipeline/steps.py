@@ -20,6 +20,7 @@ from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, TrainingError
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from emtune.pipeline.params import resolve_config
+from emtune.store.layout import step_name
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def headline_metrics(eval_dirs: list[Path]) -> dict[str, float]:
     headline: dict[str, float] = {}
     for benchmark, accuracy in sorted(by_benchmark.items()):
         for step, value in sorted(accuracy.items()):
-            headline[f"{benchmark}/step-{step}/accuracy"] = value
+            headline[f"{benchmark}/{step_name(step)}/accuracy"] = value
         if 0 in accuracy:
             headline[f"{benchmark}/best_gain"] = max(accuracy.values()) - accuracy[0]
     return headline

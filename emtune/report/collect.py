@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import DataError
+from emtune.fsutil import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,12 @@ def collect_training(inputs: list[Path], extra: list[Path] | None = None) -> dic
             raise DataError(f"trainer metrics file {str(path)!r} does not exist")
     runs: dict[str, list[dict[str, Any]]] = {}
     for path in dict.fromkeys([*_files(inputs, TRAIN_METRICS), *(Path(p) for p in extra or [])]):
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise DataError(f"{path}:{number} is not a JSON object") from None
         name = path.parent.name or str(path)
-        runs[name if name not in runs else str(path.parent)] = sorted(
-            (row for row in rows if "step" in row), key=lambda row: row["step"]
-        )
+        runs[name if name not in runs else str(path.parent)] = training_rows(path)
     return runs
+
+
+def training_rows(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
+    """The step lines of a trainer metrics file, by step; `skip_bad` for one still being written (see read_jsonl)."""
+    rows = [row for row in read_jsonl(path, skip_bad=skip_bad) if "step" in row]
+    return sorted(rows, key=lambda row: row["step"])

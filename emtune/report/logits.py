@@ -7,7 +7,6 @@ fixed-size random subset of each prompt's logits so memory stays bounded for lar
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -21,7 +20,7 @@ from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import read_prompt_set
 from emtune.errors import DataError
 from emtune.evaluate.models import expand_models, local_model, local_paths
-from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output
+from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output, parse_jsonl
 from emtune.model.loading import load_model, load_tokenizer
 
 if TYPE_CHECKING:
@@ -47,17 +46,12 @@ def read_prompts(path: Path) -> list[str]:
         raise DataError(
             f"prompts file {str(path)!r} is not text; expected JSONL, one prompt a line, or prep's output folder"
         ) from None
-    lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix != ".jsonl":
-        prompts = lines
+        prompts = [line for line in text.splitlines() if line.strip()]
     else:
         prompts = []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{path}:{number} is not a JSON object") from None
-            field = next((f for f in _PROMPT_FIELDS if isinstance(record, dict) and f in record), None)
+        for number, record in enumerate(parse_jsonl(text, f"prompts file {str(path)!r}"), 1):
+            field = next((f for f in _PROMPT_FIELDS if f in record), None)
             if field is None:
                 raise DataError(f"{path}:{number} has none of the fields {', '.join(_PROMPT_FIELDS)}")
             prompts.append(str(record[field]))

@@ -74,6 +74,22 @@ class RunRecord:
     pid: int | None = None  # the process running the pipeline, while it runs
     log: str | None = None  # kfp.local's full output for the run
 
+    @classmethod
+    def begin(cls, run_dir: Path, status: str, config_hash: str, provenance: Provenance, **more: Any) -> RunRecord:
+        """The first record of a run starting now in `run_dir` (the folder is named after the run)."""
+        return cls(
+            run_id=run_dir.name,
+            run_dir=str(run_dir),
+            status=status,
+            config=str(run_dir / CONFIG_FILE),
+            config_hash=config_hash,
+            created_at=utc_now(),
+            trigger=provenance.trigger,
+            requested_by=provenance.requested_by,
+            parent_run=provenance.parent_run,
+            **more,
+        )
+
 
 @dataclass(frozen=True)
 class TaskEvent:
@@ -242,18 +258,8 @@ def run_local(
     run_cfg = local_config(cfg, run_dir)
     atomic_write_text(run_dir / REQUEST_FILE, dump_config(cfg))
     atomic_write_text(run_dir / CONFIG_FILE, dump_config(run_cfg))
-    record = RunRecord(
-        run_id=run_id,
-        run_dir=str(run_dir),
-        status="running",
-        config=str(run_dir / CONFIG_FILE),
-        config_hash=run_cfg.digest(),
-        created_at=utc_now(),
-        trigger=provenance.trigger,
-        requested_by=provenance.requested_by,
-        parent_run=provenance.parent_run,
-        pid=os.getpid(),
-        log=str(run_dir / LOG_FILE),
+    record = RunRecord.begin(
+        run_dir, "running", run_cfg.digest(), provenance, pid=os.getpid(), log=str(run_dir / LOG_FILE)
     )
     save_record(record)
     log.info("local pipeline run %s in %s", run_id, run_dir)

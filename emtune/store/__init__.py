@@ -12,12 +12,13 @@ from urllib.parse import unquote
 from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.store.base import CheckpointStore, PushResult, StepListing
+from emtune.store.layout import STEP_PATTERN
 
 __all__ = ["CheckpointStore", "PushResult", "StepListing", "StoreConfig", "open_store", "split_step_uri"]
 
 SCHEMES = ("s3://", "file://", "a plain path")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_STEP_SUFFIX = re.compile(r"^(.*?)/+step-(\d+)/*$")
+_STEP_SUFFIX = re.compile(rf"^(.*?)/+{STEP_PATTERN}/*$")
 
 
 def open_store(uri: str, cfg: StoreConfig) -> CheckpointStore:

@@ -19,7 +19,7 @@ from typing import Any
 
 from emtune.errors import StoreError
 from emtune.fsutil import OUTPUT_MARKER, atomic_dir, check_output
-from emtune.store.layout import REPORT_DIR, STATE_DIR, is_state_path
+from emtune.store.layout import REPORT_DIR, STATE_DIR, STEP_PATTERN, is_state_path, step_name
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 LATEST = "latest"
 STATE_PREFIX = "state"
 PROBE_PREFIX = ".emtune-probe"
-_MANIFEST_KEY = re.compile(rf"^step-(\d+)/{re.escape(MANIFEST)}$")
-_STATE_MANIFEST_KEY = re.compile(rf"^{STATE_PREFIX}/step-(\d+)/{re.escape(MANIFEST)}$")
-_STEP_KEY = re.compile(r"^step-(\d+)/")
+_MANIFEST_KEY = re.compile(rf"^{STEP_PATTERN}/{re.escape(MANIFEST)}$")
+_STATE_MANIFEST_KEY = re.compile(rf"^{STATE_PREFIX}/{STEP_PATTERN}/{re.escape(MANIFEST)}$")
+_STEP_KEY = re.compile(rf"^{STEP_PATTERN}/")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class CheckpointStore(ABC):
     # ---------------------------------------------------------------------------------- naming
     @staticmethod
     def step_key(step: int) -> str:
-        return f"step-{step}"
+        return step_name(step)
 
     def uri_of(self, key: str) -> str:
         return f"{self.root_uri}/{key}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,9 @@ from emtune.config.store import StoreConfig
 from emtune.errors import StoreError
 from emtune.fsutil import check_output
 from emtune.store import CheckpointStore, PushResult, StepListing, open_store, split_step_uri
-from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
+from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE, parse_step_name
 
 log = logging.getLogger(__name__)
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -35,8 +33,8 @@ def read_local_step(folder: Path) -> LocalStep:
     marker = _read_json(folder / MARKER)
     state = _read_json(folder / STATE_DIR / STATE_FILE)
     step = marker.get("step", state.get("step"))
-    if step is None and (match := _STEP_DIR.match(folder.name)):
-        step = match.group(1)
+    if step is None:
+        step = parse_step_name(folder.name)
     return LocalStep(
         step=None if step is None else int(step),
         run_id=str(marker.get("run_id", state.get("run_id", ""))),

@@ -6,31 +6,35 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from emtune.errors import TrainingError
 from emtune.fsutil import atomic_write_json
-from emtune.store.layout import MARKER, STATE_DIR, STATE_FILE
+from emtune.store.layout import (
+    MARKER,
+    STATE_DIR,
+    STATE_FILE,
+    is_partial_name,
+    parse_step_name,
+    partial_name,
+    step_name,
+)  # fmt: skip
 
 __all__ = [
     "MARKER", "STATE_DIR", "STATE_FILE", "clean_partials", "complete_steps", "has_state", "partial_dir", "prune",
     "prune_states", "read_marker", "read_state", "seal", "step_dir",
 ]  # fmt: skip
 
-_STEP_DIR = re.compile(r"^step-(\d+)$")
-_PARTIAL_DIR = re.compile(r"^\.step-(\d+)\.partial$")
-
 
 def step_dir(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / f"step-{step}"
+    return Path(run_dir) / step_name(step)
 
 
 def partial_dir(run_dir: Path, step: int) -> Path:
     """Where every rank writes step N before rank 0 renames it into place (same name on all ranks)."""
-    return Path(run_dir) / f".step-{step}.partial"
+    return Path(run_dir) / partial_name(step)
 
 
 def complete_steps(run_dir: Path) -> list[int]:
@@ -40,9 +44,9 @@ def complete_steps(run_dir: Path) -> list[int]:
         return []
     steps = []
     for child in run_dir.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and (child / MARKER).is_file():
-            steps.append(int(match.group(1)))
+        step = parse_step_name(child.name)
+        if step is not None and (child / MARKER).is_file():
+            steps.append(step)
     return sorted(steps)
 
 
@@ -95,7 +99,7 @@ def clean_partials(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    stale = [child for child in run_dir.iterdir() if _PARTIAL_DIR.match(child.name) and child.is_dir()]
+    stale = [child for child in run_dir.iterdir() if is_partial_name(child.name) and child.is_dir()]
     for folder in stale:
         shutil.rmtree(folder, ignore_errors=True)
     return stale

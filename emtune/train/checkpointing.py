@@ -22,6 +22,7 @@ import torch
 
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
+from emtune.store.layout import step_name
 from emtune.train import checkpoint
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,8 @@ class Checkpointer:
         existing = checkpoint.complete_steps(self.run_dir)
         if existing and not resume:
             raise TrainingError(
-                f"run folder {str(self.run_dir)!r} already holds step-{existing[-1]}; pass --resume to continue it "
-                "or choose another --out"
+                f"run folder {str(self.run_dir)!r} already holds {step_name(existing[-1])}; pass --resume to "
+                "continue it or choose another --out"
             )
         self.keep_last = cfg.train.keep_last or (KEEP_LAST_WITH_STORE if cfg.store.uri else None)
         if accelerator.is_local_main_process:

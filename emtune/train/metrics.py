@@ -1,4 +1,5 @@
-"""Per-step metrics: one `metrics.jsonl` line per optimizer step, and Weights & Biases when configured."""
+"""Per-step metrics: tallied over a step's micro-batches on the device, then one `metrics.jsonl` line per
+optimizer step, and Weights & Biases when configured."""
 
 from __future__ import annotations
 
@@ -8,18 +9,39 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from emtune.config import LoggingConfig
-from emtune.fsutil import atomic_write_text
+from emtune.fsutil import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+class StepTally:
+    """One rank's sums over a step's micro-batches, kept on the device: no host sync per micro-batch, and one
+    all-reduce for the whole step."""
+
+    LOSS, ENTROPY, TOKENS, FINISHED, GAP, NONFINITE = range(6)
+
+    def __init__(self, device: torch.device) -> None:
+        self.totals = torch.zeros(6, device=device)
+        self.gap_max = torch.zeros((), device=device)
+
+    def add(self, loss: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, gap: torch.Tensor | None) -> None:
+        """A micro-batch: its share of the step loss, per-position entropies, completion mask and (when the
+        engine reported its log-probs) the per-token |log-prob gap|, zero outside the mask."""
+        self.totals[self.NONFINITE] += (~torch.isfinite(loss)).float()
+        self.totals[self.LOSS] += loss
+        self.totals[self.ENTROPY] += entropy.sum()
+        self.totals[self.TOKENS] += mask.sum()
+        if gap is not None:
+            self.totals[self.GAP] += gap.sum()
+            self.gap_max = torch.maximum(self.gap_max, gap.max())
+
+    @property
+    def nonfinite(self) -> torch.Tensor:
+        return self.totals[self.NONFINITE]
 
 
 def wandb_mode(cfg: LoggingConfig) -> Literal["online", "offline", "disabled"]:
@@ -34,7 +56,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, resumed_step: int, logging_cfg: LoggingConfig, run_name: str, config: dict):
         self.path = Path(run_dir) / METRICS_FILE
-        kept = [m for m in read_metrics(self.path) if m.get("step", 0) <= resumed_step]
+        kept = [m for m in read_jsonl(self.path) if m.get("step", 0) <= resumed_step]
         atomic_write_text(self.path, "".join(json.dumps(m) + "\n" for m in kept))
         self._wandb = None
         if logging_cfg.wandb_project:

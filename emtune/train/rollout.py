@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import torch
 
-log = logging.getLogger(__name__)
+from emtune.model.generate import generate_batch
 
-PROMPT_WIDTH_BUCKET = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,6 @@ def batch_seed(seed: int, step: int, first_rollout: int) -> int:
     """
     digest = hashlib.sha256(f"{seed}:{step}:{first_rollout}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def cut_at_eos(tokens: list[int], eos_ids: set[int]) -> tuple[list[int], bool]:
-    for index, token in enumerate(tokens):
-        if token in eos_ids:
-            return tokens[: index + 1], True
-    return tokens, False
 
 
 def zero3_weights_fit(engine: Any) -> bool:
@@ -124,19 +117,6 @@ class HFRolloutEngine:
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Nothing to do: the engine samples with the very module being trained."""
 
-    def _left_pad(self, prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        if self.static_cache:
-            # The static cache (and the decode graph compiled for it) is sized by prompt width + new tokens:
-            # padding widths up to a bucket keeps that size, and so the compiled graph, across batches.
-            width = -(-width // PROMPT_WIDTH_BUCKET) * PROMPT_WIDTH_BUCKET
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
-        return ids.to(device), mask.to(device)
-
     @contextlib.contextmanager
     def _eval_mode(self) -> Iterator[None]:
         was_training = self.model.training
@@ -149,32 +129,20 @@ class HFRolloutEngine:
     def _weights(self) -> contextlib.AbstractContextManager[None]:
         return zero3_gathered(self.zero3_engine) if self.gather_once else contextlib.nullcontext()
 
-    @torch.no_grad()
     def generate(self, requests: Sequence[RolloutRequest], params: SamplingParams) -> list[Rollout]:
-        device = next(self.model.parameters()).device
         # Partitioned weights are fetched by collectives inside forward: ranks must step together.
         synced_gpus = self.zero3_engine is not None and self.multi_rank and not self.gather_once
         rollouts: list[Rollout] = []
         with self._eval_mode(), self._weights():
             for request in requests:
-                ids, mask = self._left_pad(request.prompts, device)
-                torch.manual_seed(request.seed)
-                out = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    do_sample=True,
-                    temperature=params.temperature,
-                    top_p=params.top_p,
-                    top_k=params.top_k or None,
-                    repetition_penalty=params.repetition_penalty,
-                    max_new_tokens=params.max_new_tokens,
-                    pad_token_id=self.pad_id,
-                    eos_token_id=sorted(self.eos_ids),
-                    use_cache=True,
-                    cache_implementation="static" if self.static_cache else None,
-                    synced_gpus=synced_gpus,
-                )
-                for prompt, row in zip(request.prompts, out[:, ids.shape[1] :].tolist(), strict=True):
-                    completion, finished = cut_at_eos(row, self.eos_ids)
-                    rollouts.append(Rollout(prompt_ids=list(prompt), completion_ids=completion, finished=finished))
+                completions = generate_batch(
+                    self.model, request.prompts, seed=request.seed, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                    max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
+                    top_k=params.top_k, repetition_penalty=params.repetition_penalty,
+                    static_cache=self.static_cache, synced_gpus=synced_gpus,
+                )  # fmt: skip
+                rollouts += [
+                    Rollout(prompt_ids=list(prompt), completion_ids=completion, finished=finished)
+                    for prompt, (completion, finished) in zip(request.prompts, completions, strict=True)
+                ]
         return rollouts

@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from emtune.errors import ConfigError
-from emtune.train.rollout import Rollout, RolloutRequest, SamplingParams, cut_at_eos
+from emtune.model.generate import cut_at_eos
+from emtune.train.rollout import Rollout, RolloutRequest, SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,13 @@ from emtune.errors import DataError, TrainingError
 from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
 from emtune.model import tiny_math
+from emtune.model.generate import stop_token_ids
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
-from emtune.train.batching import collate
+from emtune.train.batching import MicroBatch, collate
 from emtune.train.checkpointing import Checkpointer, hyperparameters
 from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
 from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
-from emtune.train.metrics import MetricsLog
+from emtune.train.metrics import MetricsLog, StepTally
 from emtune.train.rollout import HFRolloutEngine, Rollout, RolloutEngine, RolloutRequest, SamplingParams, batch_seed
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Trainer:
         self.scheduler = self._build_scheduler()  # on the prepared optimizer: DeepSpeed may have built it
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.is_deepspeed = t.strategy in ("zero2", "zero3")
+        self.eos_ids = stop_token_ids(self.accelerator.unwrap_model(self.model), self.tokenizer.eos_token_id)
         self.engine = self._build_engine()
         self.params = SamplingParams(t.temperature, t.top_p, t.top_k, t.repetition_penalty, t.max_new_tokens)
         self.start_step = self.checkpoints.restore() if resume else 0
@@ -121,7 +123,7 @@ class Trainer:
             if dtype == "auto":
                 dtype = "bfloat16" if t.precision == "bf16" else "float32"
             return VLLMRolloutEngine(
-                resolve_model(self.cfg.model.path), eos_ids=self._eos_ids(), dtype=dtype,
+                resolve_model(self.cfg.model.path), eos_ids=self.eos_ids, dtype=dtype,
                 max_model_len=t.max_prompt_tokens + t.max_new_tokens, max_num_seqs=t.rollout_batch_size,
                 gpu_memory_utilization=t.vllm_gpu_memory_utilization, sleep=t.vllm_sleep,
                 sync_bucket_mb=t.vllm_sync_bucket_mb, seed=self.cfg.run.seed, world_size=self.geometry.world_size,
@@ -129,18 +131,12 @@ class Trainer:
             )  # fmt: skip
         return HFRolloutEngine(
             self.accelerator.unwrap_model(self.model),
-            eos_ids=self._eos_ids(),
+            eos_ids=self.eos_ids,
             pad_id=self.tokenizer.pad_token_id,
             static_cache=t.static_cache == "on" or (t.static_cache == "auto" and torch.cuda.is_available()),
             zero3_engine=self.model if t.strategy == "zero3" else None,
             multi_rank=self.geometry.world_size > 1,
         )
-
-    def _eos_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        configured = getattr(self.accelerator.unwrap_model(self.model).generation_config, "eos_token_id", None)
-        ids.update(configured if isinstance(configured, list) else [configured])
-        return sorted(i for i in ids if i is not None)
 
     def _load_model(self) -> Any:
         t = self.cfg.train
@@ -203,73 +199,102 @@ class Trainer:
         return self.engine.generate(requests, self.params)
 
     def train_step(self, step: int) -> dict[str, Any]:
-        t, g, acc = self.cfg.train, self.geometry, self.accelerator
+        """Rollouts, then the loss over micro-batches (gradients accumulate), then one optimizer update."""
+        acc = self.accelerator
         started = time.perf_counter()
         rollouts = self.sample(step)
         sampled = time.perf_counter()
+        batches, scale = self._micro_batches(rollouts)
+        tally = StepTally(acc.device)
+        grad_norm = None
+        self.model.train()
+        for index, batch in enumerate(batches):
+            with acc.accumulate(self.model):
+                loss = self._micro_batch_loss(batch, scale, tally)
+                if index == len(batches) - 1:
+                    # One host sync per step, before the update (DeepSpeed steps inside the last backward).
+                    self._stop_on_nonfinite_loss(tally.nonfinite, step)
+                acc.backward(loss)
+                # Applied on the last micro-batch only: accelerate/DeepSpeed skip it while accumulating.
+                grad_norm = self._optimizer_step()
+        lr, grad_norm = self._after_update(grad_norm)
+        return self._step_metrics(step, rollouts, tally, lr, grad_norm, started, sampled)
+
+    def _micro_batches(self, rollouts: list[Rollout]) -> tuple[list[MicroBatch], torch.Tensor]:
+        """The step's micro-batches (host tensors), and the factor that makes each one's loss its share of the
+        step's one mean over every generated token of every rank."""
+        t, g, acc = self.cfg.train, self.geometry, self.accelerator
         batches = [collate(rollouts[i : i + t.micro_batch_size], self.tokenizer.pad_token_id)
                    for i in range(0, len(rollouts), t.micro_batch_size)]  # fmt: skip
         local_denominator = sum(reduction_terms(b.completion_mask, t.reduction, t.last_k)[1] for b in batches)
         denominator = acc.reduce(torch.as_tensor(local_denominator, device=acc.device).float(), "sum")
         # Gradients are averaged over ranks and (by accelerate/DeepSpeed) divided by the accumulation steps:
         # scaling by both makes the update the exact mean over every rollout of the step.
-        scale = g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
-        # loss, entropy sum, active tokens, finished sequences, |log-prob gap| sum, non-finite losses
-        totals = torch.zeros(6, device=acc.device)
-        gap_max = torch.zeros((), device=acc.device)
+        return batches, g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
+
+    def _micro_batch_loss(self, host_batch: MicroBatch, scale: torch.Tensor, tally: StepTally) -> torch.Tensor:
+        """The micro-batch's scaled entropy loss; its metrics (and the engine's log-prob gap) go to `tally`."""
+        t, g = self.cfg.train, self.geometry
+        batch = host_batch.to(self.accelerator.device)
+        logits = self.model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+            logits_to_keep=batch.logits_to_keep, use_cache=False,
+        ).logits  # fmt: skip
+        # The host copy of the mask: the loss reads its spans without waiting for the device.
+        entropy = position_entropy(logits, host_batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
+        numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
+        loss = (entropy * numerators).sum() * scale
+        gap = None
+        if batch.rollout_logprobs is not None:
+            tokens = batch.input_ids[:, -logits.shape[1] :]
+            gap = (sampled_logprobs(logits, tokens, t.loss_chunk_tokens) - batch.rollout_logprobs).abs()
+            gap = gap * batch.completion_mask
+        share = loss.detach() / g.micro_batches_per_rank / g.world_size
+        tally.add(share, entropy.detach(), batch.completion_mask, gap)
+        return loss
+
+    def _optimizer_step(self) -> torch.Tensor | None:
+        """Clip (outside DeepSpeed, which clips itself), step and zero the gradients; the norm when clipped."""
+        t, acc = self.cfg.train, self.accelerator
         grad_norm = None
-        self.model.train()
-        for index, host_batch in enumerate(batches):
-            batch = host_batch.to(acc.device)
-            with acc.accumulate(self.model):
-                logits = self.model(
-                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                    logits_to_keep=batch.logits_to_keep, use_cache=False,
-                ).logits  # fmt: skip
-                # The host copy of the mask: the loss reads its spans without waiting for the device.
-                entropy = position_entropy(logits, host_batch.completion_mask, t.loss_temperature, t.loss_chunk_tokens)
-                numerators, _ = reduction_terms(batch.completion_mask, t.reduction, t.last_k)
-                loss = (entropy * numerators).sum() * scale
-                totals[5] += (~torch.isfinite(loss.detach())).float()
-                if index == len(batches) - 1:
-                    # One host sync per step, before the update (DeepSpeed steps inside the last backward).
-                    self._stop_on_nonfinite_loss(totals[5], step)
-                acc.backward(loss)
-                if acc.sync_gradients and t.grad_clip > 0 and not self.is_deepspeed:
-                    grad_norm = acc.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            totals[0] += loss.detach() / g.micro_batches_per_rank / g.world_size
-            totals[1] += entropy.detach().sum()
-            totals[2] += batch.completion_mask.sum()
-            if batch.rollout_logprobs is not None:
-                tokens = batch.input_ids[:, -logits.shape[1] :]
-                gap = (sampled_logprobs(logits, tokens, t.loss_chunk_tokens) - batch.rollout_logprobs).abs()
-                gap = gap * batch.completion_mask
-                totals[4] += gap.sum()
-                gap_max = torch.maximum(gap_max, gap.max())
-        totals[3] = sum(r.finished for r in rollouts)
+        if acc.sync_gradients and t.grad_clip > 0 and not self.is_deepspeed:
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _after_update(self, grad_norm: torch.Tensor | None) -> tuple[float, Any]:
+        """The update's learning rate and gradient norm; the scheduler moves on and the engine gets the weights."""
         if self.is_deepspeed:
             grad_norm = self.model.get_global_grad_norm()
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         # The engine samples the next step with the weights this update produced.
-        self.engine.sync_weights(acc.unwrap_model(self.model))
-        totals = acc.reduce(totals, "sum")
+        self.engine.sync_weights(self.accelerator.unwrap_model(self.model))
+        return lr, grad_norm
+
+    def _step_metrics(
+        self, step: int, rollouts: list[Rollout], tally: StepTally, lr: float, grad_norm: Any, started: float,
+        sampled: float,
+    ) -> dict[str, Any]:  # fmt: skip
+        t, acc = self.cfg.train, self.accelerator
+        tally.totals[tally.FINISHED] = sum(r.finished for r in rollouts)
+        totals = acc.reduce(tally.totals, "sum")
         with_gap = all(r.logprobs is not None for r in rollouts)
-        if with_gap and g.world_size > 1:
+        gap_max = tally.gap_max
+        if with_gap and self.geometry.world_size > 1:
             gap_max = acc.gather(gap_max.reshape(1)).max()
         elapsed = time.perf_counter() - started
-        generated = float(totals[2])
+        generated = float(totals[tally.TOKENS])
         return {
             "step": step,
-            "loss": float(totals[0]),
-            "entropy": float(totals[1]) / max(generated, 1.0),
+            "loss": float(totals[tally.LOSS]),
+            "entropy": float(totals[tally.ENTROPY]) / max(generated, 1.0),
             "completion_tokens_mean": generated / t.rollouts_per_step,
-            "finished_fraction": float(totals[3]) / t.rollouts_per_step,
+            "finished_fraction": float(totals[tally.FINISHED]) / t.rollouts_per_step,
             "lr": lr,
             "grad_norm": None if grad_norm is None else float(grad_norm),
-            "logprob_gap": float(totals[4]) / max(generated, 1.0) if with_gap else None,
+            "logprob_gap": float(totals[tally.GAP]) / max(generated, 1.0) if with_gap else None,
             "logprob_gap_max": float(gap_max) if with_gap else None,
             "tokens_per_s": generated / elapsed,
             "sample_s": sampled - started,

@@ -9,41 +9,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from common import TINY_RUN
 
 from emtune.config.store import StoreConfig
 from emtune.runs.local import list_runs
 from emtune.store import open_store
 
-BENCHMARKS = ["demo-arith", "demo-algebra"]
-TINY_RUN = {
-    "run": {"name": "e2e", "seed": 0},
-    "model": {"path": "builtin:tiny"},
-    "train": {
-        "prompts": "builtin:demo",
-        "max_steps": 2,
-        "save_every": 1,
-        "rollouts_per_step": 4,
-        "rollout_batch_size": 4,
-        "micro_batch_size": 2,
-        "max_new_tokens": 8,
-        "learning_rate": 1e-3,
-    },
-    "eval": {
-        "benchmarks": BENCHMARKS,
-        "backend": "hf",
-        "limit": 2,
-        "max_new_tokens": 8,
-        "batch_size": 8,
-        "grading_workers": 1,
-    },
-    "pipeline": {"parallelism": 2},
-}
+E2E_RUN = {**TINY_RUN, "run": {"name": "e2e", "seed": 0}}
+BENCHMARKS = TINY_RUN["eval"]["benchmarks"]
 
 
 @pytest.mark.slow
 def test_local_pipeline_run(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(TINY_RUN), encoding="utf-8")
+    config.write_text(yaml.safe_dump(E2E_RUN), encoding="utf-8")
     runs_root = tmp_path / "runs"
     command = [sys.executable, "-m", "emtune", "pipeline", "run", "--local", "--config", str(config),
                "--runs-root", str(runs_root)]  # fmt: skip

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from emtune.model.generate import PROMPT_WIDTH_BUCKET, left_pad
+
 pytestmark = pytest.mark.gpu
 
 
@@ -52,7 +54,8 @@ def test_static_cache_decoding_is_compiled_once_survives_updates_and_matches_eag
 
     # The compiled decode (greedy, the same batch shape, so the same graph) against one eager forward.
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
-    ids, mask = trainer.engine._left_pad(trainer.prompts_for_step(1)[:batch], torch.device("cuda"))
+    ids, mask = left_pad(trainer.prompts_for_step(1)[:batch], trainer.tokenizer.pad_token_id, PROMPT_WIDTH_BUCKET)
+    ids, mask = ids.cuda(), mask.cuda()
     with torch.no_grad():
         out = model.generate(
             input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=32, min_new_tokens=32,

@@ -6,10 +6,7 @@ the client raises on those; so a command that completes made only calls the real
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,33 +14,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from common import alias_workflows, run_cli
 
 if TYPE_CHECKING:
     from kfp_mock import KfpMock
 
 pytest_plugins = ["kfp_mock"]
 
-REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("emtune.workflows") is None:
-    sys.path.insert(0, str(REPO))
-    for _name in ("components", "workflows"):
-        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+alias_workflows()
 
 RUN = {"store": {"uri": "s3://ckpts/emtune"}, "eval": {"benchmarks": ["demo-arith"]}}
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from emtune.cli import main
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["emtune", *argv])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -76,7 +56,7 @@ def test_sync_speaks_the_kfp_api(
     )
     before = len(kfp_mock.requests())
     argv = ["pipeline", "sync", "--host", kfp_mock.url, "--experiment", "emtune", "--config", str(config)]
-    code, out, err = cli([*argv, "--schedules", str(schedules)], capsys)
+    code, out, err = run_cli([*argv, "--schedules", str(schedules)], capsys)
     assert code == 0, err
     # The mock answers every lookup with one schema-built object (named "string"): the pipeline exists, our
     # version does not, the experiment exists, and its one recurring run is not one sync created.
@@ -96,13 +76,13 @@ def test_sync_speaks_the_kfp_api(
 
 def test_submit_speaks_the_kfp_api(kfp_mock: KfpMock, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = len(kfp_mock.requests())
-    code, out, err = cli(["pipeline", "submit", "--host", kfp_mock.url, "--config", str(config)], capsys)
+    code, out, err = run_cli(["pipeline", "submit", "--host", kfp_mock.url, "--config", str(config)], capsys)
     assert code == 0, err
     assert out.strip().endswith(f"{kfp_mock.url}/#/runs/details/string")
     assert new_requests(kfp_mock, before)[-1] == "POST /apis/v2beta1/runs"
     before = len(kfp_mock.requests())
     argv = ["pipeline", "submit", "--host", kfp_mock.url, "--config", str(config), "--recurring", "0 3 * * *"]
-    code, out, err = cli(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     assert new_requests(kfp_mock, before)[-1] == "POST /apis/v2beta1/recurringruns"
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from emtune.bench.ckpt_bytes import TINY_RUN
 from emtune.config import RunConfig, load_config
 from emtune.errors import StoreError
 from emtune.store import open_store
@@ -28,15 +29,8 @@ def tiny_config(out_dir: Path, uri: str, endpoint_url: str, max_steps: int, **ex
     return load_config(
         None,
         {
-            "model.path": "builtin:tiny",
-            "train.prompts": "builtin:demo",
-            "train.rollouts_per_step": 4,
-            "train.rollout_batch_size": 4,
-            "train.micro_batch_size": 2,
-            "train.max_new_tokens": 8,
+            **TINY_RUN,
             "train.max_steps": max_steps,
-            "train.save_every": 1,
-            "train.learning_rate": 1e-3,
             "run.out_dir": str(out_dir),
             "store.uri": uri,
             "store.endpoint_url": endpoint_url,

@@ -16,8 +16,8 @@ import torch
 
 from emtune.config import load_config
 from emtune.errors import ConfigError, DataError, ModelError, StoreError, TrainingError
+from emtune.fsutil import read_jsonl
 from emtune.train import checkpoint
-from emtune.train.metrics import read_metrics
 from emtune.train.trainer import Trainer, run
 
 TINY = {
@@ -44,7 +44,7 @@ def test_twenty_steps_cut_the_entropy_of_fresh_samples_by_a_third(tmp_path: Path
         tmp_path / "run", **{"train.max_steps": 20, "train.rollouts_per_step": 16, "train.rollout_batch_size": 16}
     )
     result = run(cfg)
-    entropies = [m["entropy"] for m in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    entropies = [m["entropy"] for m in read_jsonl(tmp_path / "run" / "metrics.jsonl")]
     assert len(entropies) == 20
     assert entropies[-1] <= 0.7 * entropies[0], entropies
     assert result.steps == [20] and checkpoint.complete_steps(tmp_path / "run") == [20]
@@ -113,7 +113,7 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path: Path) -> None:
     resumed = _launch(config_path, out, "--resume")
     _, stderr = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, stderr
-    got = {m["step"]: m["loss"] for m in read_metrics(out / "metrics.jsonl")}
+    got = {m["step"]: m["loss"] for m in read_jsonl(out / "metrics.jsonl")}
     assert sorted(got) == [1, 2, 3, 4, 5]
     for step in (4, 5):
         assert got[step] == pytest.approx(want[step], rel=1e-6, abs=1e-7)

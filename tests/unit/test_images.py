@@ -1,5 +1,7 @@
 """images/: the Dockerfiles lint clean, read their versions from images/versions.env, and build the images the
-pipeline, `emtune pipeline submit` and emtune.config.images name. (Building them: tests/integration/test_images_build.py.)"""
+pipeline, `emtune pipeline submit` and emtune.config.images name.
+
+(Building them: tests/integration/test_images_build.py.)"""
 
 from __future__ import annotations
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from common import alias_workflows
 
 from emtune.config import RunConfig, load_config
 from emtune.errors import ConfigError, DataError
@@ -23,13 +21,7 @@ from emtune.pipeline.params import (
     resolve_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("emtune.workflows") is None:
-    # Installs map emtune.components/emtune.workflows to the top-level folders (package-dir); a checkout
-    # without that mapping installed gets the same modules by alias.
-    sys.path.insert(0, str(REPO))
-    for _name in ("components", "workflows"):
-        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+alias_workflows()
 
 from emtune.workflows.emtune_pipeline import COMPILED_YAML, compile_pipeline  # noqa: E402
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from common import alias_workflows, run_cli
 
 from emtune.config import load_config
 from emtune.errors import ConfigError
@@ -18,13 +16,7 @@ from emtune.pipeline.params import PROVENANCE_PARAMS, param_values, provenance_v
 from emtune.runs.local import current_user
 from emtune.runs.submit import build_request, cron_expression, submit
 
-REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("emtune.workflows") is None:
-    # Installs map emtune.components/emtune.workflows to the top-level folders (package-dir); a checkout
-    # without that mapping installed gets the same modules by alias.
-    sys.path.insert(0, str(REPO))
-    for _name in ("components", "workflows"):
-        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+alias_workflows()
 
 CLUSTER_RUN = {
     "run": {"name": "paper"},
@@ -32,20 +24,6 @@ CLUSTER_RUN = {
     "eval": {"benchmarks": ["demo-arith"]},
     "train": {"learning_rate": 2e-5, "max_steps": 10},
 }
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from emtune.cli import main
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["emtune", *argv])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_dry_run_prints_pipeline_and_request_without_a_server(

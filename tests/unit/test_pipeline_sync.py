@@ -7,8 +7,6 @@ second sync does (nothing), and how listed, changed, paused and removed schedule
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import itertools
 import json
 import sys
@@ -18,17 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
+from common import alias_workflows
 
 from emtune.config import load_config
 from emtune.errors import ConfigError
 from emtune.pipeline.params import param_values
 from emtune.runs.sync import MANAGED_MARK, load_schedules, sync, version_name
 
-REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("emtune.workflows") is None:
-    sys.path.insert(0, str(REPO))
-    for _name in ("components", "workflows"):
-        sys.modules[f"emtune.{_name}"] = importlib.import_module(_name)
+alias_workflows()
 
 from emtune.workflows.emtune_pipeline import compile_pipeline  # noqa: E402
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from emtune.train.rollout import PROMPT_WIDTH_BUCKET, HFRolloutEngine, RolloutRequest, SamplingParams, cut_at_eos
+from emtune.model.generate import PROMPT_WIDTH_BUCKET, cut_at_eos, left_pad
+from emtune.train.rollout import HFRolloutEngine, RolloutRequest, SamplingParams
 
 PARAMS = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0, max_new_tokens=12)
 
@@ -41,7 +42,7 @@ def test_same_seed_same_samples_whatever_else_was_sampled_before(model) -> None:
 
 
 def test_static_cache_pads_prompts_to_a_width_bucket(model) -> None:
-    ids, mask = engine(model, static_cache=True)._left_pad([[1, 2, 3], [4]], torch.device("cpu"))
+    ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0, bucket=PROMPT_WIDTH_BUCKET)
     assert ids.shape == (2, PROMPT_WIDTH_BUCKET) and mask[0].sum() == 3 and mask[1].sum() == 1
     rollouts = engine(model, static_cache=True).generate([RolloutRequest([[10, 11, 12]], seed=1)], PARAMS)
     assert rollouts[0].prompt_ids == [10, 11, 12] and rollouts[0].completion_ids

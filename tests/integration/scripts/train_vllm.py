@@ -37,8 +37,9 @@ def mean_gap(model: Any, rollouts: list, pad_id: int) -> float:
 def main() -> None:
     from emtune.config import validate_config
     from emtune.errors import TrainingError
+    from emtune.fsutil import read_jsonl
     from emtune.model.loading import load_model
-    from emtune.train.metrics import METRICS_FILE, read_metrics
+    from emtune.train.metrics import METRICS_FILE
     from emtune.train.rollout import RolloutRequest
     from emtune.train.trainer import Trainer
 
@@ -63,7 +64,7 @@ def main() -> None:
         trainer.train(on_step)
     except TrainingError as exc:
         report["error"] = str(exc)
-    report["metrics"] = read_metrics(Path(cfg.run.out_dir) / METRICS_FILE)
+    report["metrics"] = read_jsonl(Path(cfg.run.out_dir) / METRICS_FILE)
     report["saved_steps"] = sorted(p.name for p in Path(cfg.run.out_dir).glob("step-*"))
     report_path.write_text(json.dumps(report, indent=1))
 
