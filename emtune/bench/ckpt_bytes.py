@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emtune.config import load_config
+from emtune.fsutil import OUTPUT_MARKER
 from emtune.store import open_store
 from emtune.store.layout import step_name
 from emtune.train import checkpoint
@@ -39,7 +40,8 @@ class StepBytes:
 
 
 def _size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    # emtune's output marker (who wrote a pulled folder) is bookkeeping, not transferred bytes.
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and path.name != OUTPUT_MARKER)
 
 
 def run_bench(steps: int = 4, state_every: int = 0) -> list[StepBytes]:
