@@ -58,7 +58,7 @@ test-images: venv
 	$(BIN)/python -m pytest -q -m images tests/integration/test_images_build.py
 
 docs: venv
-	$(BIN)/emtune config docs --write README.md
+	$(BIN)/emtune config docs --write docs/configuration.md
 	$(BIN)/python scripts/chart_readme.py --write
 
 lint: venv

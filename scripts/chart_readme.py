@@ -32,7 +32,7 @@ HEADER = """\
 {description}
 
 Chart version {version}, emtune {app_version}. The deploy guide (prerequisites, install, first run) is the
-"Deploy on Kubernetes" section of the project README.
+[project docs' deploy page](../../docs/deploy.md).
 
 ```bash
 helm install emtune helm/emtune -n team --create-namespace \\

@@ -76,12 +76,12 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
 
 
 def test_readme_config_reference_is_fresh() -> None:
-    """The README embeds the reference generated from the config models; regenerate it when a field changes."""
+    """docs/configuration.md embeds the reference generated from the config models; regenerate it when a field changes."""
     from emtune.config.docs import END, START, reference_markdown
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     block = readme.split(START, 1)[1].split(END, 1)[0]
-    assert block.strip() == reference_markdown().strip(), "run: emtune config docs --write README.md"
+    assert block.strip() == reference_markdown().strip(), "run: make docs"
 
 
 def test_set_null_unsets_a_key_the_file_set(tmp_path: Path) -> None:
