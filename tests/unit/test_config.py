@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emtune.config import load_config, parse_override
+from emtune.config import RunConfig, load_config, parse_override
 from emtune.errors import ConfigError
 
 
@@ -18,9 +18,21 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_load_without_a_file() -> None:
-    cfg = load_config(None)
-    assert cfg.train.rollouts_per_step == 64 and cfg.train.reduction == "token_mean"
+def flat(cfg: RunConfig) -> dict[str, object]:
+    return {f"{section}.{key}": value for section, fields in cfg.model_dump().items() for key, value in fields.items()}
+
+
+def test_defaults_load_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No path: every key is the model's default, whatever config files lie around, and an override changes only
+    its own key."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("run.yaml", "emtune.yaml", "config.yaml"):
+        (tmp_path / name).write_text("train:\n  max_steps: 999\n")
+    defaults = flat(load_config(None))
+    assert defaults == flat(RunConfig()) and defaults["train.max_steps"] != 999
+    changed = flat(load_config(None, {"train.max_steps": 3}))
+    assert {key for key in defaults if changed[key] != defaults[key]} == {"train.max_steps"}
+    assert changed["train.max_steps"] == 3
 
 
 def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path: Path) -> None:
@@ -76,7 +88,8 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
 
 
 def test_readme_config_reference_is_fresh() -> None:
-    """docs/configuration.md embeds the reference generated from the config models; regenerate it when a field changes."""
+    """docs/configuration.md embeds the reference generated from the config models; regenerate it when a field
+    changes."""
     from emtune.config.docs import END, START, reference_markdown
 
     readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")

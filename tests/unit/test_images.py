@@ -62,10 +62,30 @@ def test_every_build_argument_comes_from_versions_env_or_build_sh() -> None:
     assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", pinned["BASE_IMAGE"]), "base: tag and digest"
 
 
-def test_readme_quotes_the_pinned_versions() -> None:
-    section = (REPO / "docs" / "images.md").read_text(encoding="utf-8")
-    for key, value in versions().items():
-        assert value in section, f"docs/images.md does not state {key}={value}"
+# How the list of versions in docs/images.md names each pin of images/versions.env.
+PIN_NAMES = {
+    "PYTHON_VERSION": "Python",
+    "TORCH_VERSION": "torch",
+    "CUDA_VERSION": "CUDA",
+    "VLLM_VERSION": "vLLM",
+    "DEEPSPEED_VERSION": "DeepSpeed",
+    "TRANSFORMERS_VERSION": "transformers",
+    "ACCELERATE_VERSION": "accelerate",
+    "TORCH_CUDA_ARCH_LIST": "fused-Adam targets",
+    "BASE_IMAGE": "base",
+}
+
+
+def test_docs_quote_each_pinned_version_by_name() -> None:
+    """Each pin appears as "<name> <value>" in the sentence that lists them, so a stale number there fails even when
+    the new one appears elsewhere on the page."""
+    page = (REPO / "docs" / "images.md").read_text(encoding="utf-8")
+    sentence = re.split(r"\.\s", page.split("**Versions**", 1)[1], maxsplit=1)[0]
+    pins = versions()
+    assert set(pins) == set(PIN_NAMES), "name the new pin in PIN_NAMES and in docs/images.md"
+    for key, value in pins.items():
+        stated = rf"{re.escape(PIN_NAMES[key])}\s+`?{re.escape(value)}`?"
+        assert re.search(stated, sentence), f"docs/images.md's list of versions does not state {key}={value}"
 
 
 def test_image_references_derive_from_the_version() -> None:
