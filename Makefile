@@ -75,8 +75,8 @@ docs: venv
 	$(BIN)/python scripts/chart_readme.py --write
 
 lint: venv
-	$(BIN)/ruff check emtune tests components workflows
-	$(BIN)/ruff format --check emtune tests components workflows
+	$(BIN)/ruff check emtune tests components workflows scripts
+	$(BIN)/ruff format --check emtune tests components workflows scripts
 	$(BIN)/mypy emtune components workflows
 
 clean:
