@@ -9,8 +9,8 @@ export DS_ACCELERATOR ?= cpu
 .PHONY: venv vllm-venv demo dashboard test test-gpu bench-gpu gpu-wheels images test-images lint docs clean
 
 # Install profiles share one venv, one marker each: `make demo` installs only what the demo imports (the pipeline and
-# eval extras); every other target installs the dev stack (all extras, test and lint tools, the docs site), which
-# holds the demo's, so `make test` after `make demo` upgrades the same venv.
+# eval extras), `make dashboard` adds the dashboard's; every other target installs the dev stack (all extras, test
+# and lint tools, the docs site), which holds both, so `make test` after `make demo` upgrades the same venv.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -21,9 +21,13 @@ $(BIN)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[pipeline,eval]'
 	touch $@
 
+$(BIN)/.installed-dashboard: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[pipeline,eval,dashboard]'
+	touch $@ $(BIN)/.installed-demo
+
 $(BIN)/.installed-dev: pyproject.toml | $(BIN)/python
 	DS_BUILD_OPS=0 $(BIN)/pip install -q -e '.[dev]'
-	touch $@ $(BIN)/.installed-demo
+	touch $@ $(BIN)/.installed-demo $(BIN)/.installed-dashboard
 
 venv: $(BIN)/.installed-dev
 
@@ -42,7 +46,7 @@ demo:
 	echo "make demo: first result after $$((end - start)) s (install $$((installed - start)) s, run $$((end - installed)) s)"
 
 # The dashboard on the demo's runs folder, at http://127.0.0.1:8080 (loopback only: no auth).
-dashboard: venv
+dashboard: $(BIN)/.installed-dashboard
 	$(BIN)/emtune dashboard --runs-dir runs/tiny
 
 test: venv vllm-venv
