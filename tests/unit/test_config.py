@@ -79,8 +79,10 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
     path = write(tmp_path, "train:\n  rollouts_per_step: 0\n")
     proc = subprocess.run(
         [sys.executable, "-m", "emtune", "train", "--config", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "train.rollouts_per_step" in lines[0] and "Traceback" not in proc.stderr
@@ -124,18 +126,29 @@ def test_a_partial_pipeline_step_section_keeps_the_step_defaults(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
-    [("cpu_request", 8, "8"), ("cpu_limit", 0.5, "0.5"), ("cpu_request", "500m", "500m"),
-     ("memory_request", 17179869184, "17179869184"), ("memory_limit", "16Gi", "16Gi"), ("shm_size", "1.5G", "1.5G")],
-)  # fmt: skip
+    [
+        ("cpu_request", 8, "8"),
+        ("cpu_limit", 0.5, "0.5"),
+        ("cpu_request", "500m", "500m"),
+        ("memory_request", 17179869184, "17179869184"),
+        ("memory_limit", "16Gi", "16Gi"),
+        ("shm_size", "1.5G", "1.5G"),
+    ],
+)
 def test_resource_quantities_accept_numbers_as_kubernetes_does(key: str, value: object, expected: str) -> None:
     assert getattr(load_config(None, {f"pipeline.train.{key}": value}).pipeline.train, key) == expected
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("cpu_request", "2Gi"), ("cpu_request", True), ("memory_request", "1.5G"), ("memory_request", "16gb"),
-     ("shm_size", "lots")],
-)  # fmt: skip
+    [
+        ("cpu_request", "2Gi"),
+        ("cpu_request", True),
+        ("memory_request", "1.5G"),
+        ("memory_request", "16gb"),
+        ("shm_size", "lots"),
+    ],
+)
 def test_resource_quantities_kfp_would_reject_fail_at_load(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"pipeline\.train\.{key}"):
         load_config(None, {f"pipeline.train.{key}": value})
@@ -144,7 +157,14 @@ def test_resource_quantities_kfp_would_reject_fail_at_load(key: str, value: obje
 def test_numeric_quantities_compile_into_the_pipeline(tmp_path: Path) -> None:
     from emtune.workflows.emtune_pipeline import compile_pipeline
 
-    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
-                             "pipeline.train.cpu_request": 8, "pipeline.train.memory_request": 2**34})  # fmt: skip
+    cfg = load_config(
+        None,
+        {
+            "store.uri": "s3://b/p",
+            "eval.benchmarks": ["demo-arith"],
+            "pipeline.train.cpu_request": 8,
+            "pipeline.train.memory_request": 2**34,
+        },
+    )
     text = compile_pipeline(cfg, tmp_path / "p.yaml").read_text(encoding="utf-8")
     assert "cpuRequest: 8.0" in text and "memoryRequest: 17.179869184" in text

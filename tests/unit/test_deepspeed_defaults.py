@@ -36,8 +36,10 @@ def test_deepspeed_reads_back_every_value_emtune_sets(on_gpu: bool) -> None:
     t = load_config(None, {"train.strategy": "zero2", "train.rollouts_per_step": 8, **overrides}).train
     parsed = deepspeed_reads(config_for(on_gpu, **overrides))
     assert (parsed.train_batch_size, parsed.train_micro_batch_size_per_gpu, parsed.gradient_accumulation_steps) == (
-        8, 2, plan_geometry(t, 1, 0).micro_batches_per_rank,
-    )  # fmt: skip
+        8,
+        2,
+        plan_geometry(t, 1, 0).micro_batches_per_rank,
+    )
     assert parsed.gradient_clipping == 0.5 and parsed.zero_optimization_stage == 2
     assert parsed.zero_config.offload_optimizer.device == "cpu" and parsed.zero_config.overlap_comm is on_gpu
     assert parsed.bfloat16_config.enabled is False and parsed.zero_allow_untested_optimizer is True
