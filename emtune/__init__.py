@@ -1,3 +1,3 @@
 """emtune: entropy-minimisation fine-tuning, from a laptop CPU to Kubeflow on GPU pods."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

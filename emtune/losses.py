@@ -1,4 +1,5 @@
-"""The entropy-minimisation loss, exactly as DESIGN.md defines it, for emtune's trainer and for yours.
+"""The entropy-minimisation loss, exactly as docs/training.md ("The loss, exactly") defines it, for emtune's trainer
+and for yours.
 
 For a completion y_P..y_{P+n-1} after a (left-padded) prompt of P positions, the distribution that produced
 y_t is softmax(logits[t-1] / T). The loss averages the entropy H_t = -sum_v p_v log p_v of exactly those n

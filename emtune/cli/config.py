@@ -24,7 +24,8 @@ def show(config: ConfigOption = None, sets: SetOption = None) -> None:
 @config_app.command("docs")
 def docs(
     write: Annotated[
-        Path | None, typer.Option(help="Embed the reference into this Markdown page (docs/configuration.md) instead of printing.")
+        Path | None,
+        typer.Option(help="Embed the reference into this Markdown page (docs/configuration.md) instead of printing."),
     ] = None,
 ) -> None:
     """Print (or embed into a docs page) the reference of every config key."""

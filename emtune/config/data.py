@@ -38,7 +38,7 @@ class DataConfig(Section):
         description="Column carried along as the reference answer when present (e.g. reward_model.ground_truth).",
     )
     mode: PrepMode = Field(
-        "one_shot", description="one_shot: a single problem (the seed's recipe); multi_shot: many unique problems."
+        "one_shot", description="one_shot: a single problem (the paper's recipe); multi_shot: many unique problems."
     )
     index: int | None = Field(None, ge=0, description="one_shot: pick the problem at this source row (from 0).")
     id: str | None = Field(None, min_length=1, description="one_shot: pick the problem with this id.")

@@ -2,7 +2,7 @@
 dashboard image with podman from a Debian base made locally (debootstrap from this machine's Debian mirror: no
 registry is reachable), then both run as UID 1000 on a read-only root filesystem with writable /tmp and /cache,
 as the Helm chart runs them. Slow (minutes, GBs of disk, root): `make test-images`. Its figures (build time, image
-sizes) are written to .cache/images/figures.json for the README."""
+sizes) are written to .cache/images/figures.json for docs/images.md."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ REGISTRY = "localhost/emtune-test"
 TRAIN = image_ref("train", registry=REGISTRY) + "-cpu"
 DASHBOARD = image_ref("dashboard", registry=REGISTRY)
 # podman runs containers with runc here (crun fails on rlimits and cgroups), within these limits.
-RUN = ["run", "--rm", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:20000",
-       "--ulimit", "nproc=4096:4096"]  # fmt: skip
+RUN = "run --rm --runtime runc --network none --ulimit nofile=1024:20000 --ulimit nproc=4096:4096".split()
 # What the chart does: a non-root user, a read-only root, emptyDirs at /tmp and /cache.
-LOCKED_DOWN = ["--user", "1000:0", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777",
-               "--tmpfs", "/cache:rw,mode=1777"]  # fmt: skip
+LOCKED_DOWN = (
+    "--user 1000:0 --read-only --read-only-tmpfs=false --tmpfs /tmp:rw,mode=1777 --tmpfs /cache:rw,mode=1777".split()
+)
 COMMANDS = """
 import emtune.cli, typer.main
 group = typer.main.get_command(emtune.cli.app)
@@ -54,8 +54,12 @@ def ensure_tools() -> None:
         pytest.fail("building images here needs root (podman without a daemon, debootstrap)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-q", "podman", "buildah", "runc", "debootstrap"], check=True,
-                   env=env, timeout=1200)  # fmt: skip
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "podman", "buildah", "runc", "debootstrap"],
+        check=True,
+        env=env,
+        timeout=1200,
+    )
 
 
 class Podman:
@@ -81,8 +85,9 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     ensure_tools()
     tool = Podman(tmp_path_factory.mktemp("containers"))
     env = {**os.environ, "IMAGE_TOOL": "podman", "IMAGE_TOOL_FLAGS": " ".join(tool.flags), "CACHE_DIR": str(CACHE)}
-    made = subprocess.run([str(REPO / "images" / "local-base.sh"), BASE], capture_output=True, text=True, env=env,
-                          timeout=1200)  # fmt: skip
+    made = subprocess.run(
+        [str(REPO / "images" / "local-base.sh"), BASE], capture_output=True, text=True, env=env, timeout=1200
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     yield tool
     tool.remove()
@@ -91,8 +96,15 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
 @pytest.fixture(scope="module")
 def built(podman: Podman) -> dict[str, object]:
     """`make images` for the CPU train image and the dashboard image; the figures it took."""
-    args = ["IMAGES=train dashboard", "VARIANT=cpu", f"BASE_IMAGE={BASE}", f"REGISTRY={REGISTRY}", "IMAGE_TOOL=podman",
-            f"IMAGE_TOOL_FLAGS={' '.join(podman.flags)}", "IMAGE_BUILD_FLAGS=--isolation chroot"]  # fmt: skip
+    args = [
+        "IMAGES=train dashboard",
+        "VARIANT=cpu",
+        f"BASE_IMAGE={BASE}",
+        f"REGISTRY={REGISTRY}",
+        "IMAGE_TOOL=podman",
+        f"IMAGE_TOOL_FLAGS={' '.join(podman.flags)}",
+        "IMAGE_BUILD_FLAGS=--isolation chroot",
+    ]
     revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     start = time.monotonic()
     done = subprocess.run(["make", "-s", "images", *args], cwd=REPO, capture_output=True, text=True, timeout=5400)
@@ -124,12 +136,26 @@ def test_non_root_labels_caches_and_no_secrets(podman: Podman, built: dict, imag
     assert labels["org.opencontainers.image.revision"] == built["revision"]  # the commit checked out when built
     assert labels["org.opencontainers.image.source"].startswith("https://")
     env = dict(item.split("=", 1) for item in config["Env"])
-    assert {key: env[key] for key in ("HOME", "HF_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR",
-                                      "VLLM_CACHE_ROOT", "TORCH_EXTENSIONS_DIR", "XDG_CACHE_HOME")} == {
-        "HOME": "/home/emtune", "HF_HOME": "/cache/huggingface", "TRITON_CACHE_DIR": "/cache/triton",
-        "TORCHINDUCTOR_CACHE_DIR": "/cache/inductor", "VLLM_CACHE_ROOT": "/cache/vllm",
-        "TORCH_EXTENSIONS_DIR": "/cache/torch_extensions", "XDG_CACHE_HOME": "/cache",
-    }  # fmt: skip
+    assert {
+        key: env[key]
+        for key in (
+            "HOME",
+            "HF_HOME",
+            "TRITON_CACHE_DIR",
+            "TORCHINDUCTOR_CACHE_DIR",
+            "VLLM_CACHE_ROOT",
+            "TORCH_EXTENSIONS_DIR",
+            "XDG_CACHE_HOME",
+        )
+    } == {
+        "HOME": "/home/emtune",
+        "HF_HOME": "/cache/huggingface",
+        "TRITON_CACHE_DIR": "/cache/triton",
+        "TORCHINDUCTOR_CACHE_DIR": "/cache/inductor",
+        "VLLM_CACHE_ROOT": "/cache/vllm",
+        "TORCH_EXTENSIONS_DIR": "/cache/torch_extensions",
+        "XDG_CACHE_HOME": "/cache",
+    }
     assert not [key for key in env if "CERT" in key or "TOKEN" in key or "SECRET" in key]
     # The build's CA bundle was a secret: nothing of it is left in the image.
     found = podman(*RUN, "--entrypoint", "bash", image, "-c", "ls /run/secrets 2>/dev/null; id -u; id -g")
@@ -139,8 +165,16 @@ def test_non_root_labels_caches_and_no_secrets(podman: Podman, built: dict, imag
 
 @pytest.mark.parametrize("image", [TRAIN, DASHBOARD])
 def test_an_arbitrary_uid_in_group_0_can_write_home_and_caches(podman: Podman, built: dict, image: str) -> None:
-    probe = podman(*RUN, "--user", "1000650000:0", "--entrypoint", "bash", image, "-c",
-                   "touch $HOME/probe /cache/probe && emtune --help >/dev/null && echo ok")  # fmt: skip
+    probe = podman(
+        *RUN,
+        "--user",
+        "1000650000:0",
+        "--entrypoint",
+        "bash",
+        image,
+        "-c",
+        "touch $HOME/probe /cache/probe && emtune --help >/dev/null && echo ok",
+    )
     assert probe.returncode == 0 and probe.stdout.strip() == "ok", probe.stderr[-2000:]
 
 
@@ -184,12 +218,15 @@ def test_dashboard_image_has_no_torch_and_emtunes_commands(podman: Podman, built
     there = podman(*RUN, *LOCKED_DOWN, "--entrypoint", "python", DASHBOARD, "-c", COMMANDS)
     assert there.returncode == 0, there.stderr[-3000:]
     assert there.stdout.split() == here.stdout.split()
-    compiled = podman(*RUN, *LOCKED_DOWN, "--entrypoint", "bash", DASHBOARD, "-c",
-                      "emtune pipeline compile -o /tmp/p.yaml >&2 && cat /tmp/p.yaml")  # fmt: skip
+    compiled = podman(
+        *RUN,
+        *LOCKED_DOWN,
+        "--entrypoint",
+        "bash",
+        DASHBOARD,
+        "-c",
+        "emtune pipeline compile -o /tmp/p.yaml >&2 && cat /tmp/p.yaml",
+    )
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     spec = next(yaml.safe_load_all(compiled.stdout))
     assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == TRAIN_IMAGE
-
-
-def test_figures_were_measured(built: dict) -> None:
-    assert built["build_seconds"] > 0 and all(size > 0 for size in built["image_bytes"].values())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emtune.config import load_config, parse_override
+from emtune.config import RunConfig, load_config, parse_override
 from emtune.errors import ConfigError
 
 
@@ -18,9 +18,21 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_load_without_a_file() -> None:
-    cfg = load_config(None)
-    assert cfg.train.rollouts_per_step == 64 and cfg.train.reduction == "token_mean"
+def flat(cfg: RunConfig) -> dict[str, object]:
+    return {f"{section}.{key}": value for section, fields in cfg.model_dump().items() for key, value in fields.items()}
+
+
+def test_defaults_load_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No path: every key is the model's default, whatever config files lie around, and an override changes only
+    its own key."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("run.yaml", "emtune.yaml", "config.yaml"):
+        (tmp_path / name).write_text("train:\n  max_steps: 999\n")
+    defaults = flat(load_config(None))
+    assert defaults == flat(RunConfig()) and defaults["train.max_steps"] != 999
+    changed = flat(load_config(None, {"train.max_steps": 3}))
+    assert {key for key in defaults if changed[key] != defaults[key]} == {"train.max_steps"}
+    assert changed["train.max_steps"] == 3
 
 
 def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path: Path) -> None:
@@ -67,8 +79,10 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
     path = write(tmp_path, "train:\n  rollouts_per_step: 0\n")
     proc = subprocess.run(
         [sys.executable, "-m", "emtune", "train", "--config", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "train.rollouts_per_step" in lines[0] and "Traceback" not in proc.stderr
@@ -76,7 +90,8 @@ def test_cli_prints_one_line_and_exits_2_before_loading_a_model(tmp_path: Path) 
 
 
 def test_readme_config_reference_is_fresh() -> None:
-    """docs/configuration.md embeds the reference generated from the config models; regenerate it when a field changes."""
+    """docs/configuration.md embeds the reference generated from the config models; regenerate it when a field
+    changes."""
     from emtune.config.docs import END, START, reference_markdown
 
     readme = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
@@ -111,18 +126,29 @@ def test_a_partial_pipeline_step_section_keeps_the_step_defaults(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
-    [("cpu_request", 8, "8"), ("cpu_limit", 0.5, "0.5"), ("cpu_request", "500m", "500m"),
-     ("memory_request", 17179869184, "17179869184"), ("memory_limit", "16Gi", "16Gi"), ("shm_size", "1.5G", "1.5G")],
-)  # fmt: skip
+    [
+        ("cpu_request", 8, "8"),
+        ("cpu_limit", 0.5, "0.5"),
+        ("cpu_request", "500m", "500m"),
+        ("memory_request", 17179869184, "17179869184"),
+        ("memory_limit", "16Gi", "16Gi"),
+        ("shm_size", "1.5G", "1.5G"),
+    ],
+)
 def test_resource_quantities_accept_numbers_as_kubernetes_does(key: str, value: object, expected: str) -> None:
     assert getattr(load_config(None, {f"pipeline.train.{key}": value}).pipeline.train, key) == expected
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("cpu_request", "2Gi"), ("cpu_request", True), ("memory_request", "1.5G"), ("memory_request", "16gb"),
-     ("shm_size", "lots")],
-)  # fmt: skip
+    [
+        ("cpu_request", "2Gi"),
+        ("cpu_request", True),
+        ("memory_request", "1.5G"),
+        ("memory_request", "16gb"),
+        ("shm_size", "lots"),
+    ],
+)
 def test_resource_quantities_kfp_would_reject_fail_at_load(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"pipeline\.train\.{key}"):
         load_config(None, {f"pipeline.train.{key}": value})
@@ -131,7 +157,14 @@ def test_resource_quantities_kfp_would_reject_fail_at_load(key: str, value: obje
 def test_numeric_quantities_compile_into_the_pipeline(tmp_path: Path) -> None:
     from emtune.workflows.emtune_pipeline import compile_pipeline
 
-    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
-                             "pipeline.train.cpu_request": 8, "pipeline.train.memory_request": 2**34})  # fmt: skip
+    cfg = load_config(
+        None,
+        {
+            "store.uri": "s3://b/p",
+            "eval.benchmarks": ["demo-arith"],
+            "pipeline.train.cpu_request": 8,
+            "pipeline.train.memory_request": 2**34,
+        },
+    )
     text = compile_pipeline(cfg, tmp_path / "p.yaml").read_text(encoding="utf-8")
     assert "cpuRequest: 8.0" in text and "memoryRequest: 17.179869184" in text

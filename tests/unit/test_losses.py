@@ -13,7 +13,8 @@ VOCAB = 301
 
 
 def reference_loss(logits: torch.Tensor, mask: torch.Tensor, temperature: float, reduction: str, last_k: int = 0):
-    """Straightforward float64 implementation of DESIGN.md's definition, one sequence at a time."""
+    """Straightforward float64 implementation of docs/training.md's definition ("The loss, exactly"), one sequence
+    at a time."""
     logits = logits.double() / temperature
     per_sequence, all_tokens = [], []
     for b in range(logits.shape[0]):
