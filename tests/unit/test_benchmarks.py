@@ -108,8 +108,8 @@ def test_spec_path_works_as_a_name_and_env_registers_specs(registry: None, monke
     ("text", "message"),
     [
         ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: a\nanswer_extract: last_boxed\n", r"answer_extract"),
-        ("name: x\nsource: a.jsonl\nquestion_field: q\n", r"answer: Field required"),
-        ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: {field: a, extract: first_box}\n", r"'value' or 'last"),
+        ("name: x\nsource: a.jsonl\nquestion_field: q\n", r"a math benchmark needs answer"),
+        ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: {field: a, extract: first_box}\n", r"'value', 'last_boxed' or 'after_hashes'"),
         ("- a list\n", r"must be a mapping"),
         ("name: [unclosed\n", r"not valid YAML"),
     ],
