@@ -73,7 +73,7 @@ def test_a_process_that_leaves_the_group_is_killed_after_the_program(sandbox: Sa
 
 
 def test_a_memory_hog_fails_without_touching_the_evaluator(sandbox: Sandbox) -> None:
-    passed, _ = run(sandbox, "blocks = [bytearray(64 << 20) for _ in range(32)]  # 2 GiB\n")
+    passed, _ = run(sandbox, "hog = bytearray(768 << 20)  # over the 512 MiB limit, and quick to fill without it\n")
     assert not passed
 
 
