@@ -41,7 +41,8 @@ class Puzzle:
         ]
 
     def question(self) -> str:
-        said = " ".join(f'{name} says: "{_sentence(self.names, s)}."' for name, s in zip(self.names, self.statements))
+        pairs = zip(self.names, self.statements, strict=True)
+        said = " ".join(f'{name} says: "{_sentence(self.names, statement)}."' for name, statement in pairs)
         return (
             "On an island live only knights, who always tell the truth, and knaves, who always lie. "
             f"You meet {len(self.names)} inhabitants: {_listing(self.names)}. {said} "
@@ -131,6 +132,7 @@ def puzzle_rows(people: int, count: int, seed: int) -> list[dict[str, Any]]:
             continue
         seen.add(question)
         (solution,) = puzzle.solutions()
+        gold = format_assignment(puzzle.names, solution)
         rows.append({"id": f"kk-{people}-{len(rows)}", "question": question, "names": puzzle.names,
-                     "statements": puzzle.statements, "solution": format_assignment(puzzle.names, solution)})  # fmt: skip
+                     "statements": puzzle.statements, "solution": gold})  # fmt: skip
     return rows

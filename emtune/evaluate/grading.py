@@ -164,7 +164,8 @@ class Grader:
         if self._sandbox is None:
             self._sandbox = Sandbox(self.sandbox_config)
         codes = [extract_code(completion) for completion, _ in items]
-        results = self._sandbox.run_all([program_with_tests(code, tests) for code, (_, tests) in zip(codes, items)])
+        programs = [program_with_tests(code, tests) for code, (_, tests) in zip(codes, items, strict=True)]
+        results = self._sandbox.run_all(programs)
         return [Grade(code, result.passed, result.timed_out) for code, result in zip(codes, results, strict=True)]
 
     def _grade_from(self, items: Sequence[tuple[str, str]], start: int, grades: list[Grade | None]) -> int:

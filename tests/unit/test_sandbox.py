@@ -6,6 +6,7 @@ protection scores it as passed and the test fails (checked by removing each prot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import textwrap
@@ -52,7 +53,9 @@ def test_a_sleeping_program_is_killed_at_the_wall_clock_deadline(sandbox: Sandbo
 
 @as_root
 def test_a_fork_bomb_is_contained_and_leaves_no_process(sandbox: Sandbox) -> None:
-    passed, took = run(sandbox, """
+    passed, took = run(
+        sandbox,
+        """
         import os
         children = 0
         for _ in range(200):
@@ -61,7 +64,8 @@ def test_a_fork_bomb_is_contained_and_leaves_no_process(sandbox: Sandbox) -> Non
                 import time; time.sleep(60); os._exit(0)
             children += 1
         assert children == 200
-    """)
+    """,
+    )
     assert not passed and took < LIMITS.timeout_s + 3
     assert not any(_processes_of(LIMITS.uid_base + slot) for slot in range(LIMITS.concurrency))
 
@@ -79,14 +83,16 @@ def test_a_memory_hog_fails_without_touching_the_evaluator(sandbox: Sandbox) -> 
 
 def test_a_10_gb_file_write_stops_at_the_file_size_limit(sandbox: Sandbox) -> None:
     # Sparse (a seek, then one byte), so a sandbox without the limit fails this test without filling the disk.
-    result = sandbox.run(textwrap.dedent("""
+    result = sandbox.run(
+        textwrap.dedent("""
         import os
         with open("big.bin", "wb") as f:
             f.write(b"0" * (1 << 20))
             f.seek((10 << 30) - 1)
             f.write(b"0")
         assert os.path.getsize("big.bin") == 10 << 30
-    """))
+    """)
+    )
     assert not result.passed and "File too large" in result.output
 
 
@@ -99,7 +105,9 @@ def test_a_write_outside_its_folder_fails(sandbox: Sandbox, tmp_path: Path) -> N
 
 
 def test_its_folder_is_fresh_and_removed_afterwards(sandbox: Sandbox) -> None:
-    result = sandbox.run("import os\nassert os.listdir('.') == ['program.py']\nopen('left', 'w').write('x')\nprint(os.getcwd())\n")
+    result = sandbox.run(
+        "import os\nassert os.listdir('.') == ['program.py']\nopen('left', 'w').write('x')\nprint(os.getcwd())\n"
+    )
     assert result.passed
     assert not Path(result.output.strip()).exists()
 
@@ -109,11 +117,14 @@ def test_credentials_in_the_evaluators_environment_do_not_reach_it(
 ) -> None:
     for name in ("AWS_SECRET_ACCESS_KEY", "WANDB_API_KEY", "HF_TOKEN", "GITHUB_TOKEN"):
         monkeypatch.setenv(name, "secret-value-1234")
-    passed, _ = run(sandbox, """
+    passed, _ = run(
+        sandbox,
+        """
         import os
         leaked = [k for k, v in os.environ.items() if "secret-value-1234" in v]
         assert leaked, "no credential visible"
-    """)
+    """,
+    )
     assert not passed
 
 
@@ -126,10 +137,8 @@ def test_an_outbound_connection_fails(sandbox: Sandbox) -> None:
     server.settimeout(5)
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(server.accept())
-        except OSError:
-            pass
 
     thread = threading.Thread(target=accept)
     thread.start()
