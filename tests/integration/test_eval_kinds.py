@@ -13,7 +13,11 @@ import yaml
 from typer.testing import CliRunner
 
 from emtune.cli.app import app
+from emtune.config.evaluate import EvalConfig
+from emtune.data.benchmarks import load_benchmark
 from emtune.data.kk_files import write_kk_benchmarks
+from emtune.evaluate.backends import GenerationParams
+from emtune.evaluate.runner import benchmark_params
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 
@@ -30,8 +34,8 @@ def test_one_benchmark_of_each_kind_end_to_end(tmp_path: Path) -> None:
         "eval": {
             "backend": "hf", "max_new_tokens": 16, "grading_workers": 1, "batch_size": 4, "check_count": False,
             "benchmark_sampling": False,  # the specs' 3,072-4,096 tokens would take minutes on the random model
-            "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"), "math500": str(FIXTURES / "math500-mini.jsonl"),
-                        "kk-4": str(kk_spec.with_suffix(".jsonl"))},
+            "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
+                        "math500": str(FIXTURES / "math500-mini.jsonl"), "kk-4": str(kk_spec.with_suffix(".jsonl"))},
             "sandbox": {"concurrency": 2},
         }
     }  # fmt: skip
@@ -61,3 +65,13 @@ def test_one_benchmark_of_each_kind_end_to_end(tmp_path: Path) -> None:
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     expected = ["benchmark", "math500", "math average", "humaneval", "code average", "kk-4", "logic average", "average"]
     assert rows[: len(expected)] == expected
+
+
+def test_each_kind_decodes_with_its_specs_settings_unless_turned_off() -> None:
+    ev = EvalConfig(n=4, temperature=0.6, max_new_tokens=3072)
+    code, logic, math = (load_benchmark(name, check_count=False) for name in ("humaneval", "kk-2", "demo-arith"))
+    assert (benchmark_params(ev, code).temperature, benchmark_params(ev, code).max_new_tokens) == (0.1, 4096)
+    assert (benchmark_params(ev, logic).temperature, benchmark_params(ev, logic).n) == (0.0, 1)  # greedy: once
+    assert benchmark_params(ev, math) == GenerationParams.from_config(ev)
+    off = ev.model_copy(update={"benchmark_sampling": False})
+    assert benchmark_params(off, code) == GenerationParams.from_config(off)
