@@ -22,7 +22,8 @@ BENCHMARKS = {"humaneval": "code", "kk-4": "logic", "math500": "math"}
 def test_local_pipeline_with_code_logic_and_maths_benchmarks(tmp_path: Path) -> None:
     evaluation = {
         **TINY_RUN["eval"], "benchmarks": list(BENCHMARKS), "check_count": False, "benchmark_sampling": False,
-        "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"), "math500": str(FIXTURES / "math500-mini.jsonl")},
+        "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
+                    "math500": str(FIXTURES / "math500-mini.jsonl")},
     }  # fmt: skip
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**TINY_RUN, "run": {"name": "kinds", "seed": 0}, "eval": evaluation}))

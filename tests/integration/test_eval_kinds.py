@@ -60,6 +60,15 @@ def test_one_benchmark_of_each_kind_end_to_end(tmp_path: Path) -> None:
             assert all("CONCLUSION:" in s["prompt"] and " is a kn" in s["gold"] for s in samples)
     assert kinds == {"humaneval": "code", "kk-4": "logic", "math500": "math"}
 
+    # `emtune grade` finds the kind beside the samples and grades them the same way again.
+    for name in ("humaneval", "kk-4"):
+        samples = out / "builtin-tiny" / name / "samples.jsonl"
+        regraded = tmp_path / f"{name}-regraded.jsonl"
+        cli("grade", str(samples), "--out", str(regraded))
+        before = [json.loads(line) for line in samples.read_text().splitlines()]
+        after = [json.loads(line) for line in regraded.read_text().splitlines()]
+        assert [(r["extracted"], r["correct"]) for r in after] == [(r["extracted"], r["correct"]) for r in before]
+
     cli("report", str(out), "--out", str(tmp_path / "report"))
     text = (tmp_path / "report" / "report.md").read_text()
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line]
