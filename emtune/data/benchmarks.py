@@ -262,10 +262,10 @@ def _read_package_file(uri: str) -> SourceTable:
     package, _, inner = uri.removeprefix(PACKAGE_SCHEME).partition("/")
     found = importlib.util.find_spec(package) if package.isidentifier() else None
     if found is None or not found.submodule_search_locations or not inner:
-        raise SourceNotFound(f"source {uri!r}: no installed package {package!r} (is its extra installed?)")
+        raise DataError(f"source {uri!r}: no installed package {package!r} (is its extra installed?)")
     path = Path(next(iter(found.submodule_search_locations))) / inner
     if not path.is_file():
-        raise SourceNotFound(f"source {uri!r}: package {package!r} has no file {inner!r}")
+        raise DataError(f"source {uri!r}: package {package!r} has no file {inner!r}")
     data = path.read_bytes()
     suffixes = path.name.split(".")
     text_suffix = suffixes[-2] if suffixes[-1] == "gz" and len(suffixes) > 2 else suffixes[-1]
