@@ -36,10 +36,10 @@ def list_command(spec: SpecOption = None) -> None:
 
     _register(spec)
     table = Table(title="benchmarks")
-    for column in ("name", "count", "source", "description"):
+    for column in ("name", "kind", "count", "source", "description"):
         table.add_column(column)
     for item in list_benchmarks():
-        table.add_row(item.name, str(item.count or "-"), item.source, item.description)
+        table.add_row(item.name, item.kind, str(item.count or "-"), item.source, item.description)
     _console.print(table)
 
 
