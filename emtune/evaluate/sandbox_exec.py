@@ -4,18 +4,20 @@ Run as `python -I -S sandbox_exec.py '<json>'` by `emtune.evaluate.sandbox` (sta
 without the evaluator's packages). In this order: leave the network (a new network namespace: only a loopback
 interface, and down), set the resource limits, drop to the sandbox's own uid when started as root (so the
 process limit applies and the evaluator's files are out of reach), then exec the sandbox interpreter on the
-program. Nothing runs in a forked copy of a multi-threaded evaluator, which is why this is a script and not a
-`preexec_fn`.
+program, set to die with the evaluator. Nothing runs in a forked copy of a multi-threaded evaluator, which is why
+this is a script and not a `preexec_fn`.
 """
 
 import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
 NO_NETWORK_NAMESPACE = 125  # exit status: a network namespace was asked for and the kernel refused it
 
 
@@ -47,6 +49,9 @@ def main(settings: dict) -> None:
         os.setgroups([])
         os.setgid(settings["uid"])
         os.setuid(settings["uid"])
+    # Killed with the evaluator (its thread that started us) if that dies first, e.g. on SIGTERM. Set after the uid
+    # change, which clears it; the exec keeps it.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     python = settings["python"]
     os.execve(python, [python, "-I", "-B", settings["program"]], os.environ)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -172,3 +175,44 @@ def test_hostile_programs_are_failed_samples_and_the_grader_still_grades(tmp_pat
     assert [grade.correct for grade in grades] == [True, False, False, False, False]
     assert grades[1].timed_out and again[0].correct
     assert grades[0].extracted == "def answer():\n    return 1"
+
+
+def test_a_program_dies_with_an_evaluator_killed_by_sigterm() -> None:
+    evaluator = textwrap.dedent("""
+        from emtune.config.evaluate import SandboxConfig
+        from emtune.evaluate.sandbox import Sandbox
+        Sandbox(SandboxConfig(timeout_s=120, cpu_s=120)).run("import time\\ntime.sleep(120)\\n")
+    """)
+    process = subprocess.Popen([sys.executable, "-c", evaluator])
+    deadline = time.monotonic() + 60
+    while not (programs := _programs_of(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert programs, "the program never started"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in programs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in programs)
+
+
+def _programs_of(parent: int) -> list[int]:
+    """The sandboxed programs `parent` started (the launcher execs into the program, so it is a direct child)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int(entry.joinpath("stat").read_text().rpartition(")")[2].split()[1])
+            cmdline = entry.joinpath("cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if ppid == parent and cmdline.endswith(b"program.py\0") and b"-I\0-B" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
