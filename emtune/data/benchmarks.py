@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emtune.config.data import PromptFormat
 from emtune.config.store import StoreConfig
-from emtune.data.fields import answer_text, has_field, last_boxed, lookup
+from emtune.data.fields import answer_text, has_field, is_missing, last_boxed, lookup
 from emtune.data.problems import id_at, text_at
 from emtune.data.sources import SourceNotFound, SourceTable, parse_records, read_source, split_s3_uri
 from emtune.errors import ConfigError, DataError
@@ -321,7 +321,7 @@ def _required_field(spec: BenchmarkSpec, table: SourceTable, fields: list[str]) 
 def _answer_gold(spec: BenchmarkSpec, table: SourceTable) -> Callable[[int], str]:
     rule = next((rule for rule in spec.answer if has_field(table.columns, table.records[0], rule.field)), None)
     if rule is None:
-        _required_field(spec, table, [rule.field for rule in spec.answer])
+        _required_field(spec, table, [each.field for each in spec.answer])
     assert rule is not None
     return lambda row: _gold(spec, table, row, rule)
 
@@ -338,13 +338,14 @@ def _code_gold(spec: BenchmarkSpec, table: SourceTable) -> Callable[[int], str]:
             tests = "\n".join(tests)
         if not isinstance(tests, str) or not tests.strip():
             raise DataError(f"benchmark {spec.name!r} source {table.uri!r} row {row}: {tests_field!r} holds no tests")
-        if entry_field is None:
-            return tests.rstrip() + "\n"
-        entry_point = text_at(table, row, entry_field).strip()
-        if not entry_point.isidentifier():
+        entry_point = lookup(table.records[row], entry_field) if entry_field else None
+        if entry_point is None or is_missing(entry_point) or entry_point == "":
+            return tests.rstrip() + "\n"  # a row without an entry point: its tests are bare asserts
+        if not isinstance(entry_point, str) or not entry_point.strip().isidentifier():
             raise DataError(
                 f"benchmark {spec.name!r} source {table.uri!r} row {row}: entry point {entry_point!r} is not a name"
             )
+        entry_point = entry_point.strip()
         return f"{tests.rstrip()}\n\n\ncheck({entry_point})\n"
 
     return gold

@@ -171,15 +171,18 @@ def test_kinds_of_the_builtins() -> None:
 def test_a_code_benchmark_from_a_users_file(tmp_path: Path, registry: None) -> None:
     rows = [
         {"task": "m1", "text": "Write add(a, b).", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]},
-        {"task": "m2", "text": "Write neg(x).", "test_list": ["assert neg(1) == -1"], "entry_point": "neg"},
-    ]
+        {"task": "m2", "text": "Write neg(x).", "test_list": ["def check(f):", "    assert f(1) == -1"],
+         "entry_point": "neg"},
+    ]  # fmt: skip
     (tmp_path / "mbpp.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     spec = tmp_path / "mbpp.yaml"
     spec.write_text("name: mbpp-mine\nkind: code\nsource: mbpp.jsonl\nquestion_field: text\ntests_field: test_list\n"
-                    "id_field: task\nprompt: '{question} Use a code block.'\n")  # fmt: skip
+                    "entry_point_field: entry_point\nid_field: task\n"
+                    "prompt: '{question} Use a code block.'\n")  # fmt: skip
     benchmark = load_benchmark(str(spec))
     assert benchmark.kind == "code" and [item.id for item in benchmark.items] == ["m1", "m2"]
     assert benchmark.items[0].gold == "assert add(1, 2) == 3\nassert add(0, 0) == 0\n"
+    assert benchmark.items[1].gold == "def check(f):\n    assert f(1) == -1\n\n\ncheck(neg)\n"
     assert benchmark.spec is not None and benchmark.spec.render("Q?") == "Q? Use a code block."
     assert benchmark.spec.effective_prompt_format("qwen25-math-cot") == "chat"
 
