@@ -17,6 +17,7 @@ from emtune.config.evaluate import EvalConfig
 from emtune.data.benchmarks import load_benchmark
 from emtune.data.kk_files import write_kk_benchmarks
 from emtune.evaluate.backends import GenerationParams
+from emtune.evaluate.grading import Grader
 from emtune.evaluate.runner import benchmark_params
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
@@ -56,6 +57,11 @@ def test_one_benchmark_of_each_kind_end_to_end(tmp_path: Path) -> None:
         if name == "humaneval":
             assert all("self-contained Python script" in s["prompt"] and "check(" in s["gold"] for s in samples)
             assert all(s["extracted"] is not None and s["correct"] is False for s in samples)
+            # ... while a right answer to the same item, graded the same way, passes.
+            fixture = json.loads((FIXTURES / "humaneval-mini.jsonl").read_text().splitlines()[0])
+            right = f"```python\n{fixture['prompt']}{fixture['canonical_solution']}```"
+            with Grader() as grader:
+                assert grader.grade([(right, samples[0]["gold"])], kind="code")[0].correct
         if name == "kk-4":
             assert all("CONCLUSION:" in s["prompt"] and " is a kn" in s["gold"] for s in samples)
     assert kinds == {"humaneval": "code", "kk-4": "logic", "math500": "math"}
