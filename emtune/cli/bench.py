@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from emtune.cli.app import app
+from emtune.cli.app import ConfigOption, SetOption, app, build_config
 
 bench_app = typer.Typer(
     help="Benchmarks: each prints a ratio against a baseline measured in the same run.", no_args_is_help=True
@@ -43,3 +43,31 @@ def em_step(
     console = Console()
     console.print(table)
     console.print(f"speedup (time): {result['speedup']:.1f}x   throughput ratio: {result['throughput_ratio']:.1f}x")
+
+
+@bench_app.command("grade")
+def grade(
+    items: int = typer.Option(400, min=1, help="Maths and logic samples graded per measurement."),
+    programs: int = typer.Option(48, min=1, help="Code samples (HumanEval programs) run per measurement."),
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Samples graded per second for each kind; code: the sandbox against a bare subprocess (overhead/program)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from emtune.evaluate.bench_grade import bench_grade
+
+    cfg = build_config(config, sets)
+    rates = bench_grade(cfg.eval, items, programs)
+    by_name = {rate.name: rate.per_s for rate in rates}
+    table = Table(title="grading throughput per kind")
+    for column in ("kind", "measurement", "samples/s", "vs baseline", "ms per sample"):
+        table.add_column(column)
+    for rate in rates:
+        ratio = "baseline" if rate.baseline == rate.name else f"{rate.per_s / by_name[rate.baseline]:.2f}x"
+        table.add_row(rate.kind, rate.name, f"{rate.per_s:.1f}", ratio, f"{1000 / rate.per_s:.2f}")
+    Console().print(table)
+    bare, serial = by_name.get("bare subprocess, 1 at a time"), by_name.get("sandbox, 1 at a time")
+    if bare and serial:
+        Console().print(f"sandbox overhead per program: {1000 / serial - 1000 / bare:.1f} ms")

@@ -36,10 +36,10 @@ def list_command(spec: SpecOption = None) -> None:
 
     _register(spec)
     table = Table(title="benchmarks")
-    for column in ("name", "count", "source", "description"):
+    for column in ("name", "kind", "count", "source", "description"):
         table.add_column(column)
     for item in list_benchmarks():
-        table.add_row(item.name, str(item.count or "-"), item.source, item.description)
+        table.add_row(item.name, item.kind, str(item.count or "-"), item.source, item.description)
     _console.print(table)
 
 
@@ -68,3 +68,49 @@ def show_command(
         _console.rule(f"id {item.id}", style="dim")
         _console.print(item.question, markup=False, highlight=False)
         _console.print(Text.assemble(("gold: ", "green"), item.gold))
+
+
+def _people(text: str) -> list[int]:
+    from emtune.data.knights import MAX_PEOPLE, MIN_PEOPLE
+    from emtune.errors import ConfigError
+
+    low, _, high = text.partition("-")
+    try:
+        sizes = list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        sizes = []
+    if not sizes or sizes[0] < MIN_PEOPLE or sizes[-1] > MAX_PEOPLE:
+        raise ConfigError(f"--people {text!r}: give N or N-M with {MIN_PEOPLE} <= N <= M <= {MAX_PEOPLE}")
+    return sizes
+
+
+@benchmarks_app.command("kk")
+def kk_command(
+    out: Annotated[Path, typer.Option(help="Folder for kk-<n>.jsonl and the kk-<n>.yaml specs.")],
+    people: Annotated[str, typer.Option(help="Puzzle sizes: N or N-M, from 2 to 8 people.")] = "2-8",
+    count: Annotated[int, typer.Option(min=1, help="Puzzles per size.")] = 100,
+    seed: Annotated[int, typer.Option(min=0, help="Seed; the same seed writes the same files.")] = 0,
+) -> None:
+    """Generate Knights-and-Knaves benchmarks, each puzzle proved to have exactly one solution."""
+    from emtune.data.kk_files import write_kk_benchmarks
+
+    for spec_path in write_kk_benchmarks(out, _people(people), count, seed):
+        _console.print(f"wrote {spec_path}", highlight=False)
+    _console.print(f"use them with --benchmarks <path to a spec> or EMTUNE_BENCHMARK_SPECS={out}", highlight=False)
+
+
+@benchmarks_app.command("add")
+def add_command(
+    harness: Annotated[Path, typer.Option(help="A Qwen2.5-Math-style data/ folder: <name>/test.jsonl per dataset.")],
+    out: Annotated[Path, typer.Option(help="Folder to write one spec .yaml per dataset into.")],
+) -> None:
+    """Register every dataset of a harness data folder: write its spec, with the fields that dataset uses."""
+    from emtune.data.harness import register_harness
+
+    table = Table(title=f"datasets of {harness}")
+    for column in ("name", "spec", "note"):
+        table.add_column(column)
+    for entry in register_harness(harness, out):
+        table.add_row(entry.name, str(entry.spec or "-"), entry.reason or "")
+    _console.print(table)
+    _console.print(f"use them with EMTUNE_BENCHMARK_SPECS={out}", highlight=False)

@@ -65,14 +65,20 @@ def eval_command(
 def grade_command(
     samples: Annotated[Path, typer.Argument(help="JSONL with 'completion' and 'gold' per line (or emtune samples).")],
     out: Annotated[Path | None, typer.Option(help="Write every line back, with 'extracted' and 'correct'.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="math, code or logic; default: the kind in metrics.json beside it, else math.")
+    ] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
 ) -> None:
-    """Re-grade saved completions with math-verify and print the accuracy."""
+    """Re-grade saved completions (math-verify, the code sandbox or the knight/knave reader); print the accuracy."""
     cfg = build_config(config, sets)
     from emtune.evaluate.regrade import regrade
 
-    summary = regrade(samples, out, timeout_s=cfg.eval.grading_timeout_s, workers=cfg.eval.grading_workers)
+    ev = cfg.eval
+    summary = regrade(
+        samples, out, timeout_s=ev.grading_timeout_s, workers=ev.grading_workers, kind=kind, sandbox=ev.sandbox
+    )
     typer.echo(
         f"accuracy {100 * summary['accuracy']:.2f}% ({summary['correct']}/{summary['items']} correct, "
         f"{summary['timeouts']} timeouts)"

@@ -11,6 +11,29 @@ from emtune.config.base import Section
 from emtune.config.data import PromptFormat
 
 
+class SandboxConfig(Section):
+    """Where model-written code (code benchmarks) runs: limits of each program's worker subprocess."""
+
+    concurrency: int = Field(2, ge=1, le=64, description="Programs run at the same time.")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Wall-clock seconds per program; then it is killed.")
+    cpu_s: int = Field(10, ge=1, le=600, description="CPU seconds per process (RLIMIT_CPU).")
+    memory_mb: int = Field(1024, ge=64, description="Address space per process in MiB (RLIMIT_AS).")
+    file_size_mb: int = Field(16, ge=1, description="Largest file a program may write, in MiB (RLIMIT_FSIZE).")
+    max_processes: int = Field(16, ge=1, le=4096, description="Processes a program may run (RLIMIT_NPROC).")
+    python: str = Field(
+        "python3",
+        description="Interpreter programs run with: a name looked up in /usr/local/bin:/usr/bin:/bin, or a path "
+        "(not the evaluator's environment, which the sandbox's uid may not be able to read).",
+    )
+    uid_base: int = Field(
+        60100, ge=1000, le=2**31 - 64,
+        description="Run as root, program slot i runs as uid uid_base+i (a uid no user or service has).",
+    )  # fmt: skip
+    require_network_isolation: bool = Field(
+        False, description="Refuse to run code when the kernel gives no network namespace (instead of warning)."
+    )
+
+
 class EvalConfig(Section):
     benchmarks: list[str] = Field(
         default_factory=lambda: ["math500"], min_length=1, description="Benchmarks to evaluate on."
@@ -51,6 +74,12 @@ class EvalConfig(Section):
     )
     grading_timeout_s: float = Field(10.0, gt=0, le=600, description="Per-item grading time limit; over it is wrong.")
     grading_workers: int = Field(0, ge=0, le=64, description="Grading processes; 0 = one per CPU core (at most 8).")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Code benchmarks' sandbox.")
+    benchmark_sampling: bool = Field(
+        True,
+        description="Use each benchmark spec's own decoding settings (code: temperature 0.1, 4,096 tokens; logic: "
+        "greedy, 3,072 tokens) over eval.temperature and eval.max_new_tokens.",
+    )
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: GPUs one engine shards the model over.")
     data_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: independent engines splitting the problems.")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vLLM: fraction of GPU memory it may use.")

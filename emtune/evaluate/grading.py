@@ -1,4 +1,6 @@
-"""Grading with math-verify: is a completion's final answer equivalent to the gold answer?
+"""Grading per benchmark kind. math: is a completion's final answer equivalent to the gold (math-verify)? code:
+does the extracted program pass the item's tests in the sandbox (emtune.evaluate.sandbox)? logic: is every
+person's knight/knave kind right (emtune.evaluate.logic_answers)?
 
 The prediction is the content of the completion's last `\\boxed{}`; without one, math-verify's own extraction
 (LaTeX, then plain expressions) picks the answer. The gold is wrapped as `$...$` so it is parsed as LaTeX:
@@ -23,7 +25,11 @@ from multiprocessing.pool import Pool
 from types import FrameType
 from typing import Any
 
+from emtune.config.evaluate import SandboxConfig
 from emtune.data.fields import last_boxed
+from emtune.evaluate.code_answers import extract_code, program_with_tests
+from emtune.evaluate.logic_answers import grade_assignment
+from emtune.evaluate.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +108,17 @@ def default_workers() -> int:
 
 
 class Grader:
-    """A pool of grading processes; use as a context manager and call `grade` as often as needed."""
+    """A pool of grading processes (maths) and a sandbox (code); use as a context manager and call `grade` as
+    often as needed. Each is started on its first use."""
 
-    def __init__(self, timeout_s: float = 10.0, workers: int = 0) -> None:
+    def __init__(self, timeout_s: float = 10.0, workers: int = 0, sandbox: SandboxConfig | None = None) -> None:
         self.timeout_s = timeout_s
         self.workers = workers or default_workers()
+        self.sandbox_config = sandbox or SandboxConfig()
         self._pool: Pool | None = None
+        self._sandbox: Sandbox | None = None
 
     def __enter__(self) -> Grader:
-        self._start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -135,8 +143,12 @@ class Grader:
             self._pool.join()
             self._pool = None
 
-    def grade(self, items: Sequence[tuple[str, str]]) -> list[Grade]:
-        """Grades for (completion, gold) pairs, in order."""
+    def grade(self, items: Sequence[tuple[str, str]], kind: str = "math") -> list[Grade]:
+        """Grades for (completion, gold) pairs of a benchmark of `kind`, in order."""
+        if kind == "code":
+            return self._grade_code(items)
+        if kind == "logic":
+            return [Grade(*grade_assignment(completion, gold)) for completion, gold in items]
         if self._pool is None:
             self._start()
         grades: list[Grade | None] = [None] * len(items)
@@ -146,6 +158,15 @@ class Grader:
         done = [grade for grade in grades if grade is not None]
         assert len(done) == len(items)
         return done
+
+    def _grade_code(self, items: Sequence[tuple[str, str]]) -> list[Grade]:
+        """Each extracted program runs with its item's tests in the sandbox; passing means exiting 0 in time."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.sandbox_config)
+        codes = [extract_code(completion) for completion, _ in items]
+        programs = [program_with_tests(code, tests) for code, (_, tests) in zip(codes, items, strict=True)]
+        results = self._sandbox.run_all(programs)
+        return [Grade(code, result.passed, result.timed_out) for code, result in zip(codes, results, strict=True)]
 
     def _grade_from(self, items: Sequence[tuple[str, str]], start: int, grades: list[Grade | None]) -> int:
         """Grade items[start:] into `grades`; returns where to resume (len(items) when done)."""
@@ -171,6 +192,12 @@ class Grader:
         return len(items)
 
 
-def grade_all(items: Sequence[tuple[str, str]], timeout_s: float = 10.0, workers: int = 0) -> list[Grade]:
-    with Grader(timeout_s, workers) as grader:
-        return grader.grade(items)
+def grade_all(
+    items: Sequence[tuple[str, str]],
+    timeout_s: float = 10.0,
+    workers: int = 0,
+    kind: str = "math",
+    sandbox: SandboxConfig | None = None,
+) -> list[Grade]:
+    with Grader(timeout_s, workers, sandbox) as grader:
+        return grader.grade(items, kind)

@@ -1,4 +1,5 @@
-"""`emtune grade`: re-grade saved completions, so a grader upgrade never needs the GPUs again."""
+"""`emtune grade`: re-grade saved completions (maths, code or logic), so a grader upgrade never needs the GPUs
+again."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from emtune.config.evaluate import SandboxConfig
+from emtune.data.benchmarks import KINDS
 from emtune.errors import DataError, OutputError
 from emtune.evaluate.grading import grade_all
 from emtune.fsutil import atomic_write_text, parse_jsonl
@@ -31,15 +34,37 @@ def _read_samples(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def regrade(samples: Path, out: Path | None = None, *, timeout_s: float = 10.0, workers: int = 0) -> dict[str, Any]:
-    """Grade every line of `samples`; with `out`, write each line back in order with `extracted` and `correct`."""
+def samples_kind(samples: Path) -> str:
+    """The benchmark kind of an emtune samples file (from the metrics.json beside it); math for any other file."""
+    metrics = Path(samples).with_name("metrics.json")
+    try:
+        kind = json.loads(metrics.read_text(encoding="utf-8")).get("kind", "math")
+    except (OSError, ValueError, AttributeError):
+        return "math"
+    return kind if kind in KINDS else "math"
+
+
+def regrade(
+    samples: Path,
+    out: Path | None = None,
+    *,
+    timeout_s: float = 10.0,
+    workers: int = 0,
+    kind: str | None = None,
+    sandbox: SandboxConfig | None = None,
+) -> dict[str, Any]:
+    """Grade every line of `samples` as a benchmark of `kind` (default: `samples_kind`); with `out`, write each line
+    back in order with `extracted` and `correct`."""
     samples = Path(samples)
+    if kind is not None and kind not in KINDS:
+        raise DataError(f"--kind {kind!r} is not a benchmark kind; allowed: {', '.join(KINDS)}")
     if out is not None and Path(out).resolve() == samples.resolve():
         raise OutputError(f"--out {str(out)!r} is the samples file itself; write the regraded lines to another file")
     if out is not None and Path(out).is_dir():
         raise OutputError(f"--out {str(out)!r} is a folder; give the path of the JSONL file to write")
     records = _read_samples(samples)
-    grades = grade_all([(str(r["completion"]), str(r["gold"])) for r in records], timeout_s, workers)
+    pairs = [(str(r["completion"]), str(r["gold"])) for r in records]
+    grades = grade_all(pairs, timeout_s, workers, kind or samples_kind(samples), sandbox)
     if out is not None:
         lines = [
             json.dumps({**record, "extracted": grade.extracted, "correct": grade.correct}, ensure_ascii=False) + "\n"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from emtune.config import RunConfig
+    from emtune.config.evaluate import EvalConfig
     from emtune.data.benchmarks import Benchmark, BenchmarkItem
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,32 @@ def _protocol(cfg: RunConfig) -> dict[str, Any]:
     return {key: getattr(cfg.eval, key) for key in keys}
 
 
+def benchmark_params(ev: EvalConfig, benchmark: Benchmark) -> GenerationParams:
+    """eval.*'s decoding settings, with the benchmark spec's own over them (eval.benchmark_sampling); a greedy
+    benchmark decodes once per problem, whatever eval.n (greedy samples are identical)."""
+    params = GenerationParams.from_config(ev)
+    own = benchmark.spec.sampling if benchmark.spec is not None and ev.benchmark_sampling else None
+    if own is not None:
+        params = replace(
+            params,
+            temperature=params.temperature if own.temperature is None else own.temperature,
+            max_new_tokens=own.max_new_tokens or params.max_new_tokens,
+        )
+    return replace(params, n=1) if params.temperature == 0 else params
+
+
 def _graded_records(
     items: list[BenchmarkItem],
     prompts: list[str],
     completions: list[list[Completion]],
     tokenizer: PreTrainedTokenizerBase,
     grader: Grader,
+    kind: str,
 ) -> list[dict[str, Any]]:
     """One record per completion, in problem then sample order, graded against the item's gold answer."""
     texts = [[str(tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in row] for row in completions]
-    grades = iter(grader.grade([(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row]))
+    pairs = [(text, item.gold) for item, row in zip(items, texts, strict=True) for text in row]
+    grades = iter(grader.grade(pairs, kind))
     records: list[dict[str, Any]] = []
     for item, prompt, row, row_texts in zip(items, prompts, completions, texts, strict=True):
         for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):
@@ -104,24 +121,29 @@ def _evaluate(
     """Generate, grade and write one (checkpoint, benchmark) pair; returns its metrics."""
     ev = cfg.eval
     items = benchmark.items[: ev.limit] if ev.limit else benchmark.items
-    prompts = [format_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
-    prompt_ids = [encode_prompt(item.question, ev.prompt_format, tokenizer) for item in items]
+    spec, kind = benchmark.spec, benchmark.kind
+    prompt_format = spec.effective_prompt_format(ev.prompt_format) if spec else ev.prompt_format
+    questions = [spec.render(item.question) if spec else item.question for item in items]
+    prompts = [format_prompt(question, prompt_format, tokenizer) for question in questions]
+    prompt_ids = [encode_prompt(question, prompt_format, tokenizer) for question in questions]
 
     started = time.perf_counter()
-    params = GenerationParams.from_config(ev)
+    params = benchmark_params(ev, benchmark)
     completions = backend.generate(prompt_ids, params)
     generated_at = time.perf_counter()
-    records = _graded_records(items, prompts, completions, tokenizer, grader)
+    records = _graded_records(items, prompts, completions, tokenizer, grader, kind)
     graded_at = time.perf_counter()
     # Greedy decoding beside the sampled avg@n shows how far sampling falls below what the model "knows".
     greedy: dict[str, Any] = {}
     greedy_records: list[dict[str, Any]] = []
-    if ev.greedy and ev.temperature > 0:
-        greedy_params = replace(GenerationParams.from_config(ev), n=1, temperature=0.0)
-        greedy_records = _graded_records(items, prompts, backend.generate(prompt_ids, greedy_params), tokenizer, grader)
+    if ev.greedy and params.temperature > 0:
+        greedy_params = replace(params, n=1, temperature=0.0)
+        greedy_completions = backend.generate(prompt_ids, greedy_params)
+        greedy_records = _graded_records(items, prompts, greedy_completions, tokenizer, grader, kind)
         greedy = {"greedy": float(np.mean([r["correct"] for r in greedy_records])) if greedy_records else 0.0}
 
-    correct = [[r["correct"] for r in records[i * ev.n : (i + 1) * ev.n]] for i in range(len(items))]
+    n = params.n
+    correct = [[r["correct"] for r in records[i * n : (i + 1) * n]] for i in range(len(items))]
     scores = summarize(correct, ev.pass_k)
     tokens = [r["tokens"] for r in records]
     generation_s, grading_s = generated_at - started, graded_at - generated_at
@@ -130,6 +152,7 @@ def _evaluate(
         "label": ref.label,
         "step": ref.step,
         "benchmark": benchmark.name,
+        "kind": kind,
         "backend": backend.name,
         "dtype": backend.dtype,
         "sampling": asdict(params),
@@ -137,7 +160,7 @@ def _evaluate(
         "items": len(items),
         "benchmark_items": len(benchmark.items),  # > items when eval.limit cut the benchmark short
         "samples": len(records),
-        "accuracy": scores.get(f"avg@{ev.n}", 0.0),
+        "accuracy": scores.get(f"avg@{n}", 0.0),
         **scores,
         **greedy,
         "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
@@ -183,7 +206,7 @@ def run(
     sources = [path for source in cfg.eval.sources.values() for path in local_source_paths(source)]
     open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
     results: list[dict[str, Any]] = []
-    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
+    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers, cfg.eval.sandbox) as grader:
         for ref in refs:
             with _opened(cfg, ref, out) as (backend, tokenizer):
                 for benchmark in loaded:
@@ -204,5 +227,6 @@ def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: i
         raise ModelError(f"evaluate_pair needs one checkpoint; {model!r} names {len(refs)} (pass a step URI)")
     ref = refs[0] if step is None else replace(refs[0], step=step, label=step_name(step))
     (loaded,) = _load_benchmarks(cfg, [benchmark])
-    with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader, _opened(cfg, ref, Path(out)) as opened:
+    grader = Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers, cfg.eval.sandbox)
+    with grader, _opened(cfg, ref, Path(out)) as opened:
         return _evaluate(cfg, ref, loaded, *opened, grader, Path(out))

@@ -3,6 +3,7 @@ shipped demo sets and the `emtune benchmarks` commands. Fixture files only; no n
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +109,11 @@ def test_spec_path_works_as_a_name_and_env_registers_specs(registry: None, monke
     ("text", "message"),
     [
         ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: a\nanswer_extract: last_boxed\n", r"answer_extract"),
-        ("name: x\nsource: a.jsonl\nquestion_field: q\n", r"answer: Field required"),
-        ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: {field: a, extract: first_box}\n", r"'value' or 'last"),
+        ("name: x\nsource: a.jsonl\nquestion_field: q\n", r"a math benchmark needs answer"),
+        (
+            "name: x\nsource: a.jsonl\nquestion_field: q\nanswer: {field: a, extract: first_box}\n",
+            r"'value', 'last_boxed' or 'after_hashes'",
+        ),
         ("- a list\n", r"must be a mapping"),
         ("name: [unclosed\n", r"not valid YAML"),
     ],
@@ -154,3 +158,86 @@ def test_cli_list_and_show() -> None:
 def test_cli_show_unknown_benchmark_exits_2() -> None:
     shown = run_cli("benchmarks", "show", "nope")
     assert shown.returncode == 2 and "unknown benchmark 'nope'" in shown.stderr
+
+
+def test_kinds_of_the_builtins() -> None:
+    specs = {spec.name: spec for spec in list_benchmarks()}
+    assert specs["humaneval"].kind == "code" and specs["humaneval"].count == 164
+    assert {specs[f"kk-{n}"].kind for n in range(2, 9)} == {"logic"}
+    assert specs["math500"].kind == "math" and specs["gsm8k"].count == 1319 and specs["math"].count == 5000
+    assert specs["gsm8k"].source.startswith("hf://") and specs["math"].source.startswith("hf://")
+
+
+def test_a_code_benchmark_from_a_users_file(tmp_path: Path, registry: None) -> None:
+    rows = [
+        {"task": "m1", "text": "Write add(a, b).", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]},
+        {"task": "m2", "text": "Write neg(x).", "test_list": ["def check(f):", "    assert f(1) == -1"],
+         "entry_point": "neg"},
+    ]  # fmt: skip
+    (tmp_path / "mbpp.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = tmp_path / "mbpp.yaml"
+    spec.write_text("name: mbpp-mine\nkind: code\nsource: mbpp.jsonl\nquestion_field: text\ntests_field: test_list\n"
+                    "entry_point_field: entry_point\nid_field: task\n"
+                    "prompt: '{question} Use a code block.'\n")  # fmt: skip
+    benchmark = load_benchmark(str(spec))
+    assert benchmark.kind == "code" and [item.id for item in benchmark.items] == ["m1", "m2"]
+    assert benchmark.items[0].gold == "assert add(1, 2) == 3\nassert add(0, 0) == 0\n"
+    assert benchmark.items[1].gold == "def check(f):\n    assert f(1) == -1\n\n\ncheck(neg)\n"
+    assert benchmark.spec is not None and benchmark.spec.render("Q?") == "Q? Use a code block."
+    assert benchmark.spec.effective_prompt_format("qwen25-math-cot") == "chat"
+
+
+def test_gsm8k_golds_follow_the_last_hashes(tmp_path: Path) -> None:
+    rows = [{"question": "2+2?", "answer": "2+2 = 4\n#### 4"}, {"question": "big?", "answer": "so\n#### 1,200"}]
+    (tmp_path / "gsm8k.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    benchmark = load_benchmark("gsm8k", str(tmp_path / "gsm8k.jsonl"), check_count=False)
+    assert [item.gold for item in benchmark.items] == ["4", "1200"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nkind: code\nsource: a.jsonl\nquestion_field: q\n", r"a code benchmark needs tests_field"),
+        ("name: x\nkind: logic\nsource: a.jsonl\nquestion_field: q\n", r"a logic benchmark needs answer"),
+        ("name: x\nkind: prose\nsource: a.jsonl\nquestion_field: q\nanswer: a\n", r"kind: Input should be 'math'"),
+        ("name: x\nsource: a.jsonl\nquestion_field: q\nanswer: a\nprompt: no slot\n", r"must contain \{question\}"),
+    ],
+)
+def test_kind_specific_spec_errors(text: str, message: str, tmp_path: Path, registry: None) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as err:
+        register_benchmark_spec(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_package_source_that_is_not_there_is_named(tmp_path: Path, registry: None) -> None:
+    spec = tmp_path / "pkg.yaml"
+    spec.write_text(
+        "name: p\nkind: code\nsource: package://no_such_pkg/data.jsonl\nquestion_field: q\ntests_field: t\n"
+    )
+    with pytest.raises(DataError, match=r"no installed package 'no_such_pkg'"):
+        load_benchmark(str(spec))
+
+
+def test_harness_folder_registers_each_dataset_with_its_fields(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    sets = {
+        "gsm8k": {"question": "2+3?", "answer": "2+3=5\n#### 5"},
+        "math": {"problem": "1+1?", "solution": "It is $\\boxed{2}$."},
+        "mawps": {"input": "3 apples and 4 more?", "target": 7.0},
+        "tabmwp": {"table": "a|b", "choices": None},  # no question field: skipped, with the reason
+    }
+    for name, row in sets.items():
+        (data / name).mkdir(parents=True)
+        (data / name / "test.jsonl").write_text(json.dumps(row) + "\n")
+    shown = run_cli("benchmarks", "add", "--harness", str(data), "--out", str(tmp_path / "specs"))
+    assert shown.returncode == 0, shown.stderr
+    assert "tabmwp" in shown.stdout and "no question field" in shown.stdout
+    golds = {}
+    for name in ("gsm8k", "math", "mawps"):
+        benchmark = load_benchmark(str(tmp_path / "specs" / f"{name}.yaml"))
+        assert benchmark.source == str(data / name / "test.jsonl") and benchmark.kind == "math"
+        golds[name] = (benchmark.items[0].question, benchmark.items[0].gold)
+    assert golds == {"gsm8k": ("2+3?", "5"), "math": ("1+1?", "2"), "mawps": ("3 apples and 4 more?", "7")}
+    assert not (tmp_path / "specs" / "tabmwp.yaml").exists()
