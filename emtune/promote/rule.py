@@ -61,6 +61,17 @@ class Decision:
                 data[key] = None if math.isnan(data[key]) else str(data[key])
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Decision:
+        """The decision `to_json` wrote (the report's, read back by the pipeline's promote step)."""
+        fields = dict(data)
+        for key in ("z", "se"):
+            if isinstance(fields.get(key), str):
+                fields[key] = float(fields[key])
+        if fields.get("per_benchmark") is not None:
+            fields["per_benchmark"] = {name: BenchmarkGain(**g) for name, g in fields["per_benchmark"].items()}
+        return cls(**fields)
+
     def summary(self) -> list[str]:
         """The decision and its numbers in a few lines (the report, `emtune promote`, `make demo`)."""
         verdict = f"{'PROMOTED' if self.promoted else 'not promoted'}: {self.reason}"
@@ -98,6 +109,11 @@ def _paired(chosen: PairScores, base: PairScores) -> BenchmarkGain | str:
     mean = sum(diffs) / m
     var = sum((d - mean) ** 2 for d in diffs) / (m - 1) if m > 1 else math.inf
     return BenchmarkGain(m, base.mean, chosen.mean, mean, math.sqrt(var / m))
+
+
+def undecided(cfg: PromoteConfig, reason: str) -> Decision:
+    """Not promoted, because the rule could not be applied (say why)."""
+    return Decision(False, reason, cfg.metric, list(cfg.benchmarks or []), cfg.margin, cfg.alpha)
 
 
 def decide(pairs: list[PairScores], cfg: PromoteConfig) -> Decision:

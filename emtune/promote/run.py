@@ -17,6 +17,14 @@ from emtune.promote.rule import Decision, decide
 log = logging.getLogger(__name__)
 
 PROMOTION_FILE = "promotion.json"
+LOCAL_REGISTRY = "registry/mlflow.db"  # under a folder of local runs: one registry for all of them
+
+
+def local_registry_uri(runs_root: Path) -> str:
+    """The embedded default: an MLflow sqlite store beside the local runs (no server)."""
+    path = (Path(runs_root) / LOCAL_REGISTRY).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class Outcome:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "decision": self.decision.to_json()}
+        return {**asdict(self), "decision": self.decision.to_json(), "summary": self.summary()}
 
     def summary(self) -> list[str]:
         lines = self.decision.summary()
@@ -77,7 +85,13 @@ def promote(
     cfg: PromoteConfig, eval_dirs: list[Path], run_id: str, config_hash: str, *, default_uri: str | None = None
 ) -> Outcome:
     """Decide on the results under `eval_dirs`, register the chosen step, and move the alias if it earned it."""
-    decision = decide(collect_scores(eval_dirs, cfg.metric), cfg)
+    return register(cfg, decide(collect_scores(eval_dirs, cfg.metric), cfg), run_id, config_hash, default_uri)
+
+
+def register(
+    cfg: PromoteConfig, decision: Decision, run_id: str, config_hash: str, default_uri: str | None = None
+) -> Outcome:
+    """Register the step `decision` chose and move the alias if the decision promotes it."""
     uri = registry_uri(cfg, default_uri)
     base = {"decision": decision, "registry": cfg.registry, "registry_uri": uri, "model_name": cfg.model_name,
             "alias": cfg.alias}  # fmt: skip

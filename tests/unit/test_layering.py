@@ -15,6 +15,7 @@ LAYERS = [
     ("store",),
     ("train",),
     ("evaluate",),
+    ("promote",),
     ("report",),
     ("cluster",),
     ("pipeline",),
