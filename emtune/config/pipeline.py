@@ -72,7 +72,12 @@ class SecretKeys(Section):
 
 # The registry clients' own credential variables (mlflow reads these; emtune hands the token to model-registry's
 # client); the registry secret holds them under the same names.
-REGISTRY_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "EMTUNE_REGISTRY_TOKEN")
+REGISTRY_ENV = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "EMTUNE_REGISTRY_TOKEN",
+)
 
 
 class TrainJobConfig(Section):

@@ -21,7 +21,9 @@ class PromoteConfig(Section):
         description="What the best step is chosen by: 'accuracy' (avg@n), 'greedy' (needs eval.greedy) or 'pass@k'.",
     )
     benchmarks: list[str] | None = Field(
-        None, min_length=1, description="Benchmarks the metric is averaged over (unweighted); unset: every one evaluated."
+        None,
+        min_length=1,
+        description="Benchmarks the metric is averaged over (unweighted); unset: every one evaluated.",
     )
     margin: float = Field(
         0.01, ge=0, le=1, description="Least gain over step 0 that counts, in accuracy units (0.01 = one point)."

@@ -5,7 +5,7 @@ or a local store (sqlite:///...), through the `mlflow` client."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emtune.errors import RegistryError
 from emtune.promote.registry import TAG, Candidate, Champion, Registered
@@ -20,7 +20,9 @@ def _client(uri: str) -> MlflowClient:
     try:
         from mlflow import MlflowClient
     except ImportError:
-        raise RegistryError("promote.registry 'mlflow' needs the mlflow client: pip install 'emtune[registry]'") from None
+        raise RegistryError(
+            "promote.registry 'mlflow' needs the mlflow client: pip install 'emtune[registry]'"
+        ) from None
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -29,7 +31,7 @@ class MlflowRegistry:
         self.uri, self.name, self.alias = uri, model_name, alias
         self._mlflow = _client(uri)
 
-    def _call(self, what: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         from mlflow.exceptions import MlflowException
 
         try:

@@ -120,7 +120,12 @@ def decide(pairs: list[PairScores], cfg: PromoteConfig) -> Decision:
     """Choose the best later step by `cfg.metric` over `cfg.benchmarks` and decide whether to promote it."""
     evaluated = sorted({p.benchmark for p in pairs})
     benchmarks = list(cfg.benchmarks) if cfg.benchmarks else evaluated
-    settings = {"metric": cfg.metric, "benchmarks": benchmarks, "margin": cfg.margin, "alpha": cfg.alpha}
+    settings: dict[str, Any] = {
+        "metric": cfg.metric,
+        "benchmarks": benchmarks,
+        "margin": cfg.margin,
+        "alpha": cfg.alpha,
+    }
 
     def refuse(reason: str, **more: Any) -> Decision:
         return Decision(promoted=False, reason=reason, **settings, **more)
@@ -155,7 +160,7 @@ def decide(pairs: list[PairScores], cfg: PromoteConfig) -> Decision:
     p_value = 1.0 - NormalDist().cdf(z) if math.isfinite(z) else (0.0 if z > 0 else 1.0)
     per_step = cfg.alpha / len(later)
     chosen = complete[best][benchmarks[0]]
-    numbers = {
+    numbers: dict[str, Any] = {
         "candidates": len(later), "alpha_per_step": per_step, "base_label": complete[0][benchmarks[0]].label,
         "base_score": score(0), "label": chosen.label, "step": best, "model": chosen.model, "score": score(best),
         "gain": gain, "se": se, "z": z, "p_value": p_value, "per_benchmark": gains, "protocol": chosen.protocol,

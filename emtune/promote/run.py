@@ -93,7 +93,7 @@ def register(
 ) -> Outcome:
     """Register the step `decision` chose and move the alias if the decision promotes it."""
     uri = registry_uri(cfg, default_uri)
-    base = {"decision": decision, "registry": cfg.registry, "registry_uri": uri, "model_name": cfg.model_name,
+    base: dict[str, Any] = {"decision": decision, "registry": cfg.registry, "registry_uri": uri, "model_name": cfg.model_name,
             "alias": cfg.alias}  # fmt: skip
     chosen = candidate(decision, run_id, config_hash)
     if chosen is None:
@@ -101,7 +101,12 @@ def register(
     registry = open_registry(cfg, uri)
     registered = registry.register(chosen)
     current = registry.champion()
-    found = {**base, "version": registered.version, "created": registered.created, "link": registered.link}
+    found: dict[str, Any] = {
+        **base,
+        "version": registered.version,
+        "created": registered.created,
+        "link": registered.link,
+    }
     holder = current.version if current else None
     if not decision.promoted:
         return Outcome(**found, champion=holder, note=f"alias {cfg.alias!r} not moved (on {holder or 'no version'})")

@@ -8,8 +8,8 @@ from pathlib import Path
 from emtune.config.promote import PromoteConfig
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_output
 from emtune.report.collect import collect_eval, collect_training, input_files
-from emtune.report.promotion import promotion_decision
 from emtune.report.plots import accuracy_vs_step, entropy_vs_step
+from emtune.report.promotion import promotion_decision
 from emtune.report.render import to_html, to_markdown
 from emtune.report.table import build_table
 
@@ -42,7 +42,10 @@ def run(
         plots = [accuracy_vs_step(table, tmp / "accuracy_vs_step.png")]
         if any("entropy" in row for rows in training.values() for row in rows):
             plots.append(entropy_vs_step(training, tmp / "entropy_vs_step.png"))
-        atomic_write_json(tmp / "results.json", {**table.to_json(), "results": results, "training": training, "promotion": decision.to_json()})
+        atomic_write_json(
+            tmp / "results.json",
+            {**table.to_json(), "results": results, "training": training, "promotion": decision.to_json()},
+        )
         atomic_write_text(tmp / "report.md", to_markdown(table, results, plots, decision.summary()))
         atomic_write_text(tmp / "report.html", to_html(table, results, plots, decision.summary()))
     log.info("report for %d checkpoints x %d benchmarks in %s", len(table.checkpoints), len(table.benchmarks), out)

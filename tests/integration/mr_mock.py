@@ -3,7 +3,8 @@
 here (Go, with MySQL/PostgreSQL); Prism rejects any request that breaks the document and answers with examples
 built from its schemas. Prism's generated examples ignore the document's string patterns (an int_value of
 "string", which the client then fails to parse; an id of "string", which the next request's id parameter
-then breaks), so the test's copy gives numeric patterns and ids a numeric example; requests are still checked against the patterns. Prism itself comes from the KFP contract mock's installer (tests/integration/kfp_mock.py)."""
+then breaks), so the test's copy gives numeric patterns and ids a numeric example; requests are still checked
+against the patterns. Prism itself comes from the KFP contract mock's installer (tests/integration/kfp_mock.py)."""
 
 from __future__ import annotations
 

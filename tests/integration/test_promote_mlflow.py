@@ -50,7 +50,7 @@ def test_promote_rerun_better_and_worse_runs(mlflow_server: str, tmp_path: Path)
     worse = run("run-c", {0: BASE, 2: lifted(1)})  # promoted against its own step 0, below run-b's champion
     assert worse.decision.promoted and not worse.alias_moved
     assert "kept on version" in worse.note
-    noise = run("run-d", {0: BASE, 2: BASE[:-1] + [6]})  # one problem better: within noise
+    noise = run("run-d", {0: BASE, 2: [*BASE[:-1], 6]})  # one problem better: within noise
     assert not noise.decision.promoted and not noise.alias_moved
     assert client.get_model_version_by_alias("emtune-test", "champion").version == better.version
     versions = {v.version: v.tags["emtune.promoted"] for v in client.search_model_versions("name = 'emtune-test'")}

@@ -134,7 +134,7 @@ def test_per_problem_scores_come_from_the_eval_samples(tmp_path: Path) -> None:
     assert scores[0].per_problem == {"0": 0.5, "1": 0.0}
     assert scores[2].per_problem == {"0": 1.0, "1": 0.5}
     assert {p.step: p.per_problem for p in collect_scores([tmp_path], "pass@2")}[0] == {"0": 1.0, "1": 0.0}
-    with pytest.raises(DataError, match="greedy_samples.jsonl"):
+    with pytest.raises(DataError, match=r"greedy_samples\.jsonl"):
         collect_scores([tmp_path], "greedy")
-    with pytest.raises(DataError, match="eval.n"):
+    with pytest.raises(DataError, match=r"eval\.n"):
         collect_scores([tmp_path], "pass@4")
