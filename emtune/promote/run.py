@@ -93,8 +93,10 @@ def register(
 ) -> Outcome:
     """Register the step `decision` chose and move the alias if the decision promotes it."""
     uri = registry_uri(cfg, default_uri)
-    base: dict[str, Any] = {"decision": decision, "registry": cfg.registry, "registry_uri": uri, "model_name": cfg.model_name,
-            "alias": cfg.alias}  # fmt: skip
+    base: dict[str, Any] = {
+        "decision": decision, "registry": cfg.registry, "registry_uri": uri, "model_name": cfg.model_name,
+        "alias": cfg.alias,
+    }  # fmt: skip
     chosen = candidate(decision, run_id, config_hash)
     if chosen is None:
         return Outcome(**base, note="nothing registered: no step was chosen")
