@@ -22,6 +22,7 @@ def lifted(by: int) -> list[int]:
     return [min(8, c + by) for c in BASE]
 
 
+@pytest.mark.slow  # ~80 s on 2 cores: the server's start and its sqlite schema
 def test_promote_rerun_better_and_worse_runs(mlflow_server: str, tmp_path: Path) -> None:
     cfg = PromoteConfig(registry_uri=mlflow_server, model_name="emtune-test")
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
