@@ -1,9 +1,6 @@
 """Promotion into Kubeflow Model Registry with its real `model-registry` client against a contract mock of the
-registry's published v1alpha3 API (Prism): every request the client makes must be one the document allows.
-
-Prism answers each lookup with the document's example, so the model and the run's version exist already: the
-path checked is the idempotent one (a re-registration updates the version, creates nothing) and the champion's
-move onto it."""
+registry's published v1alpha3 API (Prism; tests/integration/mr_mock.py): every request the client makes must be
+one the document allows, or Prism answers 4xx and the client raises."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ from emtune.promote.run import promote
 
 if TYPE_CHECKING:
     from kfp_mock import KfpMock
+    from mr_mock import MrMock
 
 pytest_plugins = ["kfp_mock", "mr_mock"]
 
@@ -27,19 +25,34 @@ API = "/api/model_registry/v1alpha3"
 BASE = [2, 3, 4, 5] * 10
 
 
-def test_promote_speaks_the_registry_api(mr_mock: KfpMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_register_then_rerun_speaks_the_registry_api(
+    mr_registry: MrMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EMTUNE_REGISTRY_TOKEN", "contract-test-token")  # the document requires a bearer token
     evals = write_eval(tmp_path / "run", "s3://ckpts/emtune/run-1", {0: BASE, 2: [c + 3 for c in BASE]})
-    cfg = PromoteConfig(registry="kubeflow", registry_uri=mr_mock.url, storage_key="emtune-s3")
-    before = len(mr_mock.requests())
-    outcome = promote(cfg, [evals], run_id="run-1", config_hash="abc")
-    assert outcome.decision.promoted and outcome.version == "run-1-step-2"
-    assert outcome.created is False  # the mock's example version stands for an earlier registration
-    requests = [line.split("?")[0] for line in mr_mock.requests()[before:]]
-    assert f"PATCH {API}/model_versions/1" in requests  # the version's tags updated
-    assert f"PATCH {API}/registered_models/1" in requests  # the champion property set
-    assert not any(line.startswith("POST") for line in requests)  # nothing created twice
-    assert all(line.split()[1].startswith(API) for line in requests)
+    cfg = PromoteConfig(registry="kubeflow", registry_uri=mr_registry.url, storage_key="emtune-s3")
+
+    first = promote(cfg, [evals], run_id="run-1", config_hash="abc")
+    assert first.decision.promoted and first.created and first.version == "run-1-step-2" and first.alias_moved
+    posts = {path: body for method, path, body in mr_registry.requests if method == "POST"}
+    assert posts[f"{API}/registered_models"]["name"] == "emtune"
+    version = posts[f"{API}/model_versions"]
+    assert version["name"] == "run-1-step-2"
+    assert version["customProperties"]["emtune.run_id"]["string_value"] == "run-1"
+    assert version["customProperties"]["emtune.config_hash"]["string_value"] == "abc"
+    artifact = next(body for path, body in posts.items() if path.endswith("/artifacts"))
+    assert artifact["uri"] == "s3://ckpts/emtune/run-1/step-2" and artifact["storageKey"] == "emtune-s3"
+    assert artifact["modelFormatName"] == "safetensors"
+    patches = [(path, body) for method, path, body in mr_registry.requests if method == "PATCH"]
+    champion = next(body for path, body in patches if path.startswith(f"{API}/registered_models/"))
+    assert champion["customProperties"]["emtune.champion"]["string_value"] == "run-1-step-2"
+
+    before = len(mr_registry.requests)
+    again = promote(cfg, [evals], run_id="run-1", config_hash="abc")
+    assert again.version == first.version and again.created is False
+    rerun = mr_registry.requests[before:]
+    assert not [path for method, path, _ in rerun if method == "POST"]  # nothing created twice
+    assert any(method == "PATCH" and path.startswith(f"{API}/model_versions/") for method, path, _ in rerun)
 
 
 def test_without_the_token_the_registry_refuses(mr_mock: KfpMock, monkeypatch: pytest.MonkeyPatch) -> None:
