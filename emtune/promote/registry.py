@@ -26,6 +26,7 @@ class Candidate:
     eval_settings: dict[str, Any]
     promoted: bool
     reason: str
+    override: str | None = None  # who promoted it by hand
 
     @property
     def version_name(self) -> str:
@@ -45,6 +46,8 @@ class Candidate:
             "promoted": str(self.promoted).lower(),
             "reason": self.reason,
         }
+        if self.override:
+            tags["override"] = self.override
         tags.update({f"score.{name}": repr(value) for name, value in self.scores.items()})
         return {TAG + key: value for key, value in tags.items()}
 

@@ -10,7 +10,7 @@ The best of K later steps is tested at α/K (Bonferroni): picking the maximum of
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -53,6 +53,7 @@ class Decision:
     p_value: float | None = None
     per_benchmark: dict[str, BenchmarkGain] | None = None
     protocol: dict[str, Any] | None = None  # the eval settings the scores came from
+    override: str | None = None  # who promoted this step against (or without) the rule
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,8 +117,18 @@ def undecided(cfg: PromoteConfig, reason: str) -> Decision:
     return Decision(False, reason, cfg.metric, list(cfg.benchmarks or []), cfg.margin, cfg.alpha)
 
 
-def decide(pairs: list[PairScores], cfg: PromoteConfig) -> Decision:
-    """Choose the best later step by `cfg.metric` over `cfg.benchmarks` and decide whether to promote it."""
+def overridden(decision: Decision, by: str) -> Decision:
+    """`decision`'s step promoted by a person whatever the rule said; the rule's numbers and verdict are kept."""
+    if decision.step is None:
+        return decision  # nothing to promote: the reason says why
+    return replace(
+        decision, promoted=True, override=by, reason=f"promoted by {by} (override); the rule: {decision.reason}"
+    )
+
+
+def decide(pairs: list[PairScores], cfg: PromoteConfig, *, step: int | None = None) -> Decision:
+    """Choose the best later step by `cfg.metric` over `cfg.benchmarks` (or take `step`, a person's choice) and
+    decide whether to promote it."""
     evaluated = sorted({p.benchmark for p in pairs})
     benchmarks = list(cfg.benchmarks) if cfg.benchmarks else evaluated
     settings: dict[str, Any] = {
@@ -147,7 +158,9 @@ def decide(pairs: list[PairScores], cfg: PromoteConfig) -> Decision:
     def score(step: int) -> float:
         return sum(complete[step][b].mean for b in benchmarks) / len(benchmarks)
 
-    best = max(later, key=lambda step: (score(step), -step))  # the earliest step wins a tie
+    if step is not None and step not in later:
+        return refuse(f"step {step} is not a later step evaluated on every benchmark; those are {later}")
+    best = step if step is not None else max(later, key=lambda s: (score(s), -s))  # the earliest step wins a tie
     gains: dict[str, BenchmarkGain] = {}
     for b in benchmarks:
         paired = _paired(complete[best][b], complete[0][b])

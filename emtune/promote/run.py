@@ -12,7 +12,7 @@ from emtune.config.promote import PromoteConfig
 from emtune.errors import ConfigError
 from emtune.promote.evidence import collect_scores
 from emtune.promote.registry import Candidate, Registry
-from emtune.promote.rule import Decision, decide
+from emtune.promote.rule import Decision, decide, overridden
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,28 @@ def candidate(decision: Decision, run_id: str, config_hash: str) -> Candidate | 
         benchmarks=decision.benchmarks, score=decision.score,
         scores={name: gain.chosen for name, gain in decision.per_benchmark.items()},
         eval_settings=decision.protocol or {}, promoted=decision.promoted, reason=decision.reason,
+        override=decision.override,
     )  # fmt: skip
 
 
 def promote(
-    cfg: PromoteConfig, eval_dirs: list[Path], run_id: str, config_hash: str, *, default_uri: str | None = None
+    cfg: PromoteConfig,
+    eval_dirs: list[Path],
+    run_id: str,
+    config_hash: str,
+    *,
+    default_uri: str | None = None,
+    override: tuple[int, str] | None = None,
 ) -> Outcome:
-    """Decide on the results under `eval_dirs`, register the chosen step, and move the alias if it earned it."""
-    return register(cfg, decide(collect_scores(eval_dirs, cfg.metric), cfg), run_id, config_hash, default_uri)
+    """Decide on the results under `eval_dirs`, register the chosen step, and move the alias if it earned it.
+
+    `override` (step, who): a person promotes that step whatever the rule says; recorded as such, and the alias
+    moves to it even past a better champion."""
+    pairs = collect_scores(eval_dirs, cfg.metric)
+    if override is None:
+        return register(cfg, decide(pairs, cfg), run_id, config_hash, default_uri)
+    step, by = override
+    return register(cfg, overridden(decide(pairs, cfg, step=step), by), run_id, config_hash, default_uri)
 
 
 def register(
@@ -114,7 +128,7 @@ def register(
         return Outcome(**found, champion=holder, note=f"alias {cfg.alias!r} not moved (on {holder or 'no version'})")
     if current is not None and current.version == registered.version:
         return Outcome(**found, champion=holder, note=f"alias {cfg.alias!r} already on version {holder}")
-    if current is not None and current.comparable(chosen) and (current.score or 0.0) >= chosen.score:
+    if not decision.override and current and current.comparable(chosen) and (current.score or 0.0) >= chosen.score:
         return Outcome(
             **found, champion=holder,
             note=f"alias {cfg.alias!r} kept on version {holder}: it scores {100 * (current.score or 0):.1f}% "

@@ -50,6 +50,13 @@ def test_promote_a_finished_local_run(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(client.search_model_versions("name = 'emtune'")) == 1
     assert client.get_model_version(version.name, version.version).tags["emtune.promoted"] == "false"
 
+    code, out, err = run_cli(["promote", str(run_dir), "--step", "2", "--set", "promote.margin=0.5"], capsys)
+    assert code == 0, err
+    assert out.startswith("PROMOTED: promoted by ") and "(override); the rule: gain" in out
+    tags = client.get_model_version(version.name, version.version).tags
+    assert tags["emtune.promoted"] == "true" and tags["emtune.override"]
+    assert client.get_model_version_by_alias("emtune", "champion").version == version.version
+
 
 def test_promote_refuses_what_is_not_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["promote", str(tmp_path)], capsys)

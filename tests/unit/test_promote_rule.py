@@ -138,3 +138,18 @@ def test_per_problem_scores_come_from_the_eval_samples(tmp_path: Path) -> None:
         collect_scores([tmp_path], "greedy")
     with pytest.raises(DataError, match=r"eval\.n"):
         collect_scores([tmp_path], "pass@4")
+
+
+def test_a_person_can_promote_a_step_the_rule_did_not() -> None:
+    from emtune.promote.rule import overridden
+
+    base = base_counts()
+    pairs = [pair(0, base), pair(2, base), pair(4, shifted(base, [3] * 40))]
+    chosen = decide(pairs, PromoteConfig(), step=2)
+    assert chosen.step == 2 and not chosen.promoted and chosen.reason.startswith("tie")
+    forced = overridden(chosen, "alice")
+    assert forced.promoted and forced.override == "alice" and forced.step == 2
+    assert forced.reason == "promoted by alice (override); the rule: " + chosen.reason
+    assert forced.gain == chosen.gain and forced.p_value == chosen.p_value  # the rule's numbers stay on record
+    missing = decide(pairs, PromoteConfig(), step=3)
+    assert "step 3 is not a later step" in missing.reason and not overridden(missing, "alice").promoted
