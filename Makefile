@@ -18,11 +18,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q torch==2.13.0
 
 $(BIN)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[pipeline,eval]'
+	$(BIN)/pip install -q -e '.[pipeline,eval,registry]'
 	touch $@
 
 $(BIN)/.installed-dashboard: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[pipeline,eval,dashboard]'
+	$(BIN)/pip install -q -e '.[pipeline,eval,registry,dashboard]'
 	touch $@ $(BIN)/.installed-demo
 
 $(BIN)/.installed-dev: pyproject.toml | $(BIN)/python

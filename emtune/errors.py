@@ -31,3 +31,7 @@ class OutputError(EmtuneError):
 
 class PipelineError(EmtuneError):
     """A pipeline cannot be submitted (KFP unreachable or refusing) or one of its local tasks failed."""
+
+
+class RegistryError(EmtuneError):
+    """A model registry cannot be reached or refuses a registration."""

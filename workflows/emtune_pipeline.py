@@ -13,7 +13,7 @@ from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
 from emtune.cluster.trainjob import POD_NAME_ENV, POD_UID_ENV
-from emtune.components import evaluate, prep, report, train
+from emtune.components import evaluate, prep, promote, report, train
 from emtune.config import RunConfig
 from emtune.config.pipeline import StepResources
 from emtune.pipeline.checks import check_pipeline_config
@@ -45,10 +45,10 @@ def _place(task: dsl.PipelineTask, res: StepResources) -> None:
         kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=res.shm_size)
 
 
-def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> None:
+def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False, registry: bool = False) -> None:
     """Credentials as env vars from Kubernetes secrets; optional, so a store that needs none still works."""
     by_secret: dict[str, dict[str, str]] = {}
-    for secret, key, env in cfg.pipeline.secret_env(wandb=wandb):
+    for secret, key, env in cfg.pipeline.secret_env(wandb=wandb, registry=registry):
         by_secret.setdefault(secret, {})[key] = env
     for secret, keys in by_secret.items():
         kubernetes.use_secret_as_env(task, secret, keys, optional=True)
@@ -63,7 +63,7 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
     check_pipeline_config(cfg)
     p = cfg.pipeline
     prep_op, train_op = (m.component(p.train_image) for m in (prep, train))
-    eval_op, report_op = (m.component(p.eval_image) for m in (evaluate, report))
+    eval_op, report_op, promote_op = (m.component(p.eval_image) for m in (evaluate, report, promote))
     baked = compile_time_yaml(cfg)
 
     # The pipeline's one output is the report folder (kfp.local hands it back to `emtune pipeline run`).
@@ -118,11 +118,18 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
         )  # fmt: skip
         _place(reported, p.report)
         _secrets(reported, cfg)  # it writes the report into the store
+
+        with dsl.If(values["promote_enabled"] == True, name="promote"):  # noqa: E712  a KFP condition, not Python's
+            promoted = promote_op(**config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, report=reported.outputs["report"])
+            promoted.set_caching_options(False)  # a registry's state is not a function of the inputs
+            _place(promoted, p.report)
+            _secrets(promoted, cfg, registry=True)  # the store's and the registry's credentials
         return reported.outputs["report"]
 
     emtune_pipeline.__signature__ = signature  # type: ignore[attr-defined]
     emtune_pipeline.__doc__ = params_docstring(
-        "Entropy-minimisation fine-tuning: prep, train, evaluate every (checkpoint, benchmark) pair, report."
+        "Entropy-minimisation fine-tuning: prep, train, evaluate every (checkpoint, benchmark) pair, report, "
+        "promote (when promote.enabled)."
     )
     return dsl.pipeline(name=PIPELINE_NAME)(emtune_pipeline)
 

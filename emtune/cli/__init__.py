@@ -13,7 +13,7 @@ from emtune.cli.app import app, flags
 from emtune.errors import EmtuneError
 
 # Each module registers its commands on `app` when imported.
-from emtune.cli import bench, benchmarks, ckpt, config, dashboard, eval, model, pipeline, prep, report, train  # noqa: F401  isort: skip
+from emtune.cli import bench, benchmarks, ckpt, config, dashboard, eval, model, pipeline, prep, promote, report, train  # noqa: F401  isort: skip
 
 _stderr = Console(stderr=True)
 

@@ -81,7 +81,19 @@ def run_pipeline(
     results = json.loads((Path(record.report or "").parent / "results.json").read_text(encoding="utf-8"))
     for line in headline(results["results"]):
         typer.echo(f"  {line}")
+    for line in _promotion_lines(Path(record.run_dir)):
+        typer.echo(f"  {line}")
     typer.echo(f"full log: {record.log}")
+
+
+def _promotion_lines(run_dir: Path) -> list[str]:
+    """What the run's promote step decided and registered (kfp.local keeps its output file under pipeline_root)."""
+    found = sorted(run_dir.glob("pipeline_root/*/promote/promotion")) + sorted(
+        run_dir.glob("pipeline_root/*/*/promote/promotion")
+    )
+    if not found:
+        return []
+    return ["promotion:", *(f"  {line}" for line in json.loads(found[-1].read_text("utf-8"))["summary"])]
 
 
 def _duration(seconds: float) -> str:

@@ -21,6 +21,7 @@ from emtune.config.base import Section
 from emtune.config.data import DataConfig
 from emtune.config.evaluate import EvalConfig
 from emtune.config.pipeline import PipelineConfig
+from emtune.config.promote import PromoteConfig
 from emtune.config.store import StoreConfig
 from emtune.config.train import TrainConfig
 from emtune.errors import ConfigError
@@ -62,6 +63,7 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
 
     def digest(self) -> str:
         """A short stable hash of the whole config, recorded next to what the config produced."""

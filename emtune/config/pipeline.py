@@ -70,6 +70,16 @@ class SecretKeys(Section):
     wandb_api_key: str = Field("WANDB_API_KEY", min_length=1, description="Key of the API key in wandb_secret.")
 
 
+# The registry clients' own credential variables (mlflow reads these; emtune hands the token to model-registry's
+# client); the registry secret holds them under the same names.
+REGISTRY_ENV = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "EMTUNE_REGISTRY_TOKEN",
+)
+
+
 class TrainJobConfig(Section):
     runtime: str = Field(
         "torch-distributed", min_length=1, description="Training runtime the multi-node TrainJob uses."
@@ -133,6 +143,11 @@ class PipelineConfig(Section):
     wandb_secret: str | None = Field(
         "emtune-wandb", description="Secret whose W&B API key (key: secret_keys) reaches the train step; unset: none."
     )
+    registry_secret: str | None = Field(
+        "emtune-registry",
+        description="Secret with the model registry's credentials (keys: " + ", ".join(REGISTRY_ENV) + ", each "
+        "optional) for the promote step; unset: none.",
+    )
     secret_keys: SecretKeys = Field(default_factory=SecretKeys)
     prep: StepResources = Field(default_factory=lambda: _resources("prep"))
     train: StepResources = Field(default_factory=lambda: _resources("train"))
@@ -157,8 +172,9 @@ class PipelineConfig(Section):
                 merged[step] = {**defaults, **given}
         return merged
 
-    def secret_env(self, *, wandb: bool) -> list[tuple[str, str, str]]:
-        """(secret, key in it, environment variable) of the credentials a pod gets; W&B only where it logs."""
+    def secret_env(self, *, wandb: bool, registry: bool = False) -> list[tuple[str, str, str]]:
+        """(secret, key in it, environment variable) of the credentials a pod gets; W&B only where it logs, the
+        registry's only where it registers."""
         refs = []
         if self.s3_secret:
             refs += [
@@ -167,4 +183,6 @@ class PipelineConfig(Section):
             ]
         if wandb and self.wandb_secret:
             refs.append((self.wandb_secret, self.secret_keys.wandb_api_key, "WANDB_API_KEY"))
+        if registry and self.registry_secret:
+            refs += [(self.registry_secret, env, env) for env in REGISTRY_ENV]
         return refs

@@ -34,6 +34,7 @@ from emtune.dashboard.forms import (
     redact,
 )
 from emtune.dashboard.launcher import Launcher, LaunchError, RunData, RunInfo, RunNotFound
+from emtune.dashboard.rundata import promotion_lines
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
 from emtune.runs.local import TRIGGERS, Provenance
@@ -212,6 +213,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             charts=charts.run_charts(data.training, data.evaluations),
             checkpoints=data.checkpoints,
             has_report=data.report_html is not None,
+            promotion=promotion_lines(data.report_html),
             log_tail=launcher.log_tail(run_id) if run.active else "",
             poll_s=DETAIL_POLL_S,
         )

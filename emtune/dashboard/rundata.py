@@ -62,3 +62,18 @@ def store_report(uri: str, store_cfg: StoreConfig, cache_dir: Path) -> StoredRep
         return None
     html = folder / "report.html"
     return StoredReport(evaluations=list(results.get("results", [])), html=str(html) if html.is_file() else None)
+
+
+def promotion_lines(report_html: str | None) -> list[str]:
+    """The promotion decision and its numbers that the run's report recorded (`promotion` in the results.json
+    beside its page); none for a report without one (older runs) or one still being written."""
+    from emtune.promote.rule import Decision
+
+    if report_html is None:
+        return []
+    try:
+        recorded = json.loads(Path(report_html).with_name("results.json").read_text(encoding="utf-8"))["promotion"]
+        return Decision.from_json(recorded).summary()
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        log.debug("no promotion decision beside %s: %s", report_html, exc)
+        return []

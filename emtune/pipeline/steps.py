@@ -193,12 +193,29 @@ def report_step(
 
     cfg = run_config(compile_time_config, run_parameters)
     folders = [Path(d) for d in eval_dirs]
-    out = build_report(folders, Path(report_dir), metrics_jsonl=[Path(train_metrics)])
+    out = build_report(folders, Path(report_dir), metrics_jsonl=[Path(train_metrics)], promotion=cfg.promote)
     log.info("report in the store: %s", open_store(run_store_uri(cfg, run_id), cfg.store).push_report(out))
     shutil.copyfile(out / "report.html", html_path)
     for name, value in headline_metrics(folders).items():
         log_metric(name, value)
     return out
+
+
+def promote_step(
+    compile_time_config: str, run_parameters: dict[str, Any], run_id: str, report_dir: str, promotion_path: str
+) -> dict[str, Any]:
+    """Register the step the report's promotion rule chose and move the alias if it promoted it; the outcome
+    (decision, numbers, version) is written to `promotion_path` and returned."""
+    from emtune.promote.rule import Decision
+    from emtune.promote.run import register
+
+    cfg = run_config(compile_time_config, run_parameters)
+    results = json.loads((Path(report_dir) / "results.json").read_text(encoding="utf-8"))
+    outcome = register(cfg.promote, Decision.from_json(results["promotion"]), run_id, cfg.digest())
+    for line in outcome.summary():
+        log.info("%s", line)
+    atomic_write_json(Path(promotion_path), outcome.to_json())
+    return outcome.to_json()
 
 
 def headline_metrics(eval_dirs: list[Path]) -> dict[str, float]:

@@ -115,9 +115,13 @@ def _intro(table: ResultsTable, results: list[dict[str, Any]]) -> str:
     return text
 
 
-def to_markdown(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path]) -> str:
+PROMOTION_INTRO = "The promotion rule (docs/promotion.md) on these results:"
+
+
+def to_markdown(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path], promotion: list[str]) -> str:
     parts = ["# emtune evaluation report", "", _intro(table, results), "", _md_table(*_grid(table, results)), ""]
     parts += [f"![{plot.stem}]({plot.name})\n" for plot in plots]
+    parts += ["## Promotion", "", PROMOTION_INTRO, "", *(f"    {line}" for line in promotion), ""]
     parts += ["## Details", "", _md_table(*_details(results)), ""]
     return "\n".join(parts)
 
@@ -135,7 +139,7 @@ _STYLE = (
 )
 
 
-def to_html(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path]) -> str:
+def to_html(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path], promotion: list[str]) -> str:
     images = "".join(
         f'<img alt="{html.escape(plot.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(plot.read_bytes()).decode("ascii")}">'
@@ -145,5 +149,6 @@ def to_html(table: ResultsTable, results: list[dict[str, Any]], plots: list[Path
         f"<!doctype html><html><head><meta charset='utf-8'><title>emtune evaluation report</title>"
         f"<style>{_STYLE}</style></head><body><h1>emtune evaluation report</h1>"
         f"<p>{html.escape(_intro(table, results))}</p>{_html_table(*_grid(table, results))}{images}"
+        f"<h2>Promotion</h2><p>{html.escape(PROMOTION_INTRO)}</p><pre>{html.escape(chr(10).join(promotion))}</pre>"
         f"<h2>Details</h2>{_html_table(*_details(results))}</body></html>\n"
     )

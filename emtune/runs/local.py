@@ -4,8 +4,9 @@ record of each run so later tools (the dashboard) can list them.
 A run lives in `<runs_root>/<run_id>/`: `request.yaml` (the config as requested), `config.yaml` (the same placed
 on this machine: folders and store under the run), `run.json` (its record with provenance, rewritten as its
 status changes), `pipeline.log` (kfp.local's output: every task's full log, without colour codes),
-`pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report), `store/` (the file://
-checkpoint store, unless the config names one) and `train/` (the trainer's run folder).
+`pipeline_root/` (KFP artifacts: prompts, metrics, per-pair results, the report, the promotion), `store/` (the
+file:// checkpoint store, unless the config names one) and `train/` (the trainer's run folder). Beside the runs,
+`registry/mlflow.db` is the local MLflow registry the promote step uses unless the config names one.
 """
 
 from __future__ import annotations
@@ -225,6 +226,10 @@ def local_config(cfg: RunConfig, run_dir: Path) -> RunConfig:
     local.pipeline.eval_retries = 0
     if not local.store.uri:
         local.store.uri = (run_dir / "store").resolve().as_uri()
+    if local.promote.registry == "mlflow" and not local.promote.registry_uri:
+        from emtune.promote.run import local_registry_uri
+
+        local.promote.registry_uri = local_registry_uri(run_dir.parent)  # one registry for every run here
     return local
 
 

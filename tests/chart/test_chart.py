@@ -376,3 +376,22 @@ def test_chart_app_version_is_emtunes() -> None:
 def test_generated_secret_is_not_regenerated_from_values() -> None:
     objects = render("default", "--set", "secrets.dashboardToken.value=given-token")
     assert by_kind(objects, "Secret")["emtune-dashboard-token"]["stringData"]["token"] == "given-token"
+
+
+def test_the_registry_settings_reach_the_pipeline_config() -> None:
+    """registry.* turns the promote step on with its endpoint; the credentials' Secret reaches the promote pod."""
+    from emtune.config import validate_config
+
+    extra = ("--set", "registry.kind=mlflow", "--set", "registry.uri=http://mlflow.team:5000",
+             "--set", "secrets.registry.existingSecret=mlflow-creds")  # fmt: skip
+    cfg = validate_config(registration_config(render("default", *extra)))
+    assert cfg.promote.enabled and cfg.promote.registry == "mlflow"
+    assert cfg.promote.registry_uri == "http://mlflow.team:5000" and cfg.promote.model_name == "emtune"
+    assert cfg.pipeline.registry_secret == "mlflow-creds"
+    assert ("mlflow-creds", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN") in cfg.pipeline.secret_env(
+        wandb=False, registry=True
+    )
+    plain = validate_config(registration_config(render("default")))
+    assert not plain.promote.enabled and plain.pipeline.registry_secret is None
+    assert helm("template", "emtune", str(CHART), "--set", "registry.kind=kubeflow").returncode != 0  # no uri
+    assert helm("template", "emtune", str(CHART), "--set", "registry.kind=other").returncode != 0  # schema

@@ -216,3 +216,21 @@ def test_a_running_run_shows_its_log_tail_and_reloads_once_when_it_ends(
     ended = client.get("/runs/live/live")
     assert ended.headers["HX-Refresh"] == "true"  # the page reloads with the final results, and polls no more
     assert 'hx-get="/runs/live/live"' not in client.get("/runs/live").text
+
+
+def test_the_run_page_shows_the_promotion_decision(
+    launcher: RecordingLauncher, client: TestClient, tmp_path: Path
+) -> None:
+    from promote_support import write_eval
+
+    from emtune.dashboard.launcher import RunData
+    from emtune.report.build import run as build_report
+
+    base = [2, 3, 4, 5] * 10
+    evals = write_eval(tmp_path / "eval", "s3://b/run", {0: base, 2: [c + 2 for c in base]})
+    report = build_report([evals], tmp_path / "report")
+    launcher.add_run("promoted", tiny_config(), data=RunData(report_html=str(report / "report.html")))
+    page = client.get("/runs/promoted").text
+    assert "<h2>Promotion</h2>" in page and "PROMOTED: gain +25.0 points" in page
+    assert "amc23 (40 problems)" in page
+    assert "<h2>Promotion</h2>" not in client.get("/runs/base").text  # no report, no decision

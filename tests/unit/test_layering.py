@@ -16,6 +16,7 @@ LAYERS = [
     ("store",),
     ("train",),
     ("evaluate",),
+    ("promote",),
     ("report",),
     ("cluster",),
     ("pipeline",),

@@ -73,15 +73,42 @@ def train_tasks(spec: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def promote_condition(spec: dict[str, Any]) -> str:
+    """The top-level condition that runs the promote task when promote.enabled is true."""
+    (name,) = [
+        name
+        for name, task in spec["root"]["dag"]["tasks"].items()
+        if "promote_enabled" in task.get("triggerPolicy", {}).get("condition", "")
+    ]
+    return name
+
+
+def test_promote_runs_after_the_report_when_enabled_with_the_registry_secret(tmp_path: Path) -> None:
+    spec, platform = compiled(tmp_path)
+    promote = promote_condition(spec)
+    condition = spec["root"]["dag"]["tasks"][promote]["triggerPolicy"]["condition"]
+    assert condition == "inputs.parameter_values['pipelinechannel--promote_enabled'] == true"
+    inner = spec["components"][f"comp-{promote}"]["dag"]["tasks"]["promote"]
+    assert inner["inputs"]["artifacts"]["report"]["componentInputArtifact"] == "pipelinechannel--report-report"
+    assert inner["cachingOptions"] == {}  # never cached: the registry's state is not a function of the inputs
+    secrets = platform["exec-promote"]["secretAsEnv"]
+    registry = next(s for s in secrets if s["secretName"] == "emtune-registry")
+    assert {k["envVar"] for k in registry["keyToEnv"]} >= {"MLFLOW_TRACKING_TOKEN", "EMTUNE_REGISTRY_TOKEN"}
+    assert registry["optional"] is True
+
+
 def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     spec, _ = compiled(tmp_path)
     assert spec["pipelineInfo"]["name"] == "emtune-pipeline"
     tasks = spec["root"]["dag"]["tasks"]
     loop, inner = loop_of(spec)
     branches, _ = train_branches(spec)
-    assert set(tasks) == {"prep", branches, loop, "report"}
+    promote = promote_condition(spec)
+    assert set(tasks) == {"prep", branches, loop, "report", promote}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
-    assert depends == {"prep": set(), branches: {"prep"}, loop: {branches}, "report": {loop, branches}}
+    assert depends == {
+        "prep": set(), branches: {"prep"}, loop: {branches}, "report": {loop, branches}, promote: {"report"}
+    }  # fmt: skip
     assert set(inner) == {"evaluate"}
     # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran...
     items = tasks[loop]["parameterIterator"]["items"]["inputParameter"]
