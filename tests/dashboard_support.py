@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound
 from emtune.runs.local import Provenance
 
 CHROMIUM = Path("/usr/bin/chromium")
+BASE_URL = "http://127.0.0.1:8080"  # the test client's Host: a loopback name, which every mode allows
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -140,6 +142,13 @@ def sample_data() -> RunData:
     ]
     checkpoints = [Checkpoint(step, f"s3://bucket/runs/r/step-{step}", {"entropy": 5.0}) for step in (1, 2)]
     return RunData(training=training, evaluations=evaluations, checkpoints=checkpoints)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page carries (bound to the session that fetched it)."""
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 1.0) -> None:

@@ -6,6 +6,8 @@ No state of its own beyond an in-memory idempotency table: runs live where the l
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import uuid
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -21,10 +24,19 @@ from fastapi.templating import Jinja2Templates
 from emtune import __version__
 from emtune.config import RunConfig, validate_config
 from emtune.dashboard import charts
-from emtune.dashboard.auth import SESSION_COOKIE, Authenticator, audit, checked_form, current_user
+from emtune.dashboard.auth import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    Authenticator,
+    audit,
+    check_csrf,
+    checked_form,
+    current_user,
+)
 from emtune.dashboard.forms import (
     ADVANCED,
     FormField,
+    FormResult,
     config_diff,
     display,
     form_fields,
@@ -33,10 +45,11 @@ from emtune.dashboard.forms import (
     parse_form,
     redact,
 )
-from emtune.dashboard.launcher import Launcher, LaunchError, RunData, RunInfo, RunNotFound
+from emtune.dashboard.launcher import UNREADABLE, Launcher, LaunchError, RunData, RunInfo, RunNotFound
+from emtune.dashboard.policy import PolicyError, RetrainPolicy
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
-from emtune.runs.local import TRIGGERS, Provenance
+from emtune.runs.local import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,9 @@ PACKAGE = Path(__file__).parent
 KEY_PARAMS = ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature")
 LIST_POLL_S = 3
 DETAIL_POLL_S = 2
+MAX_JSON_BYTES = 256 * 1024
+# A report comes from a run folder or the store (which pods write): it runs in an opaque origin, with no script.
+REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
 def make_launcher(settings: DashboardSettings) -> Launcher:
@@ -57,18 +73,26 @@ def make_launcher(settings: DashboardSettings) -> Launcher:
 
 
 class _Starts:
-    """Idempotency keys of recent starts -> the run each started, so a double submit starts one run."""
+    """Idempotency keys of recent starts -> (the run each started, the request it came with), so a double submit
+    starts one run and a key reused for a different request is refused."""
 
     def __init__(self, size: int = 1000) -> None:
-        self._runs: OrderedDict[str, str] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._size = size
         self.lock = threading.Lock()
 
-    def get(self, key: str) -> str | None:
-        return self._runs.get(key)
+    def get(self, key: str, digest: str) -> str | None:
+        found = self._runs.get(key)
+        if found is None:
+            return None
+        if found[1] != digest:
+            raise IdempotencyConflict(
+                f"idempotency key {key[:64]!r} was used for a different request (run {found[0]}); use a new key"
+            )
+        return found[0]
 
-    def put(self, key: str, run_id: str) -> None:
-        self._runs[key] = run_id
+    def put(self, key: str, run_id: str, digest: str) -> None:
+        self._runs[key] = (run_id, digest)
         while len(self._runs) > self._size:
             self._runs.popitem(last=False)
 
@@ -82,7 +106,7 @@ class _Finished:
         self._lock = threading.Lock()  # pages are served from a thread pool
 
     def data(self, launcher: Launcher, run: RunInfo) -> RunData:
-        if run.active:
+        if run.active or run.status == UNREADABLE:
             return launcher.run_data(run)
         with self._lock:
             cached = self._data.get(run.run_id)
@@ -95,16 +119,29 @@ class _Finished:
         return cached
 
 
+class IdempotencyConflict(LaunchError):
+    """An idempotency key reused with a different request."""
+
+
+class BadRequest(LaunchError):
+    """A request body that cannot be read."""
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def create_app(settings: DashboardSettings, launcher: Launcher | None = None) -> FastAPI:
     settings.check()
     launcher = launcher or make_launcher(settings)
     auth = Authenticator(settings)
+    policy = RetrainPolicy(tuple(settings.retrain_allow), tuple(settings.path_prefixes))
     starts, finished = _Starts(), _Finished()
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     templates.env.filters["display"] = display
     templates.env.globals.update(version=__version__, launcher_kind=launcher.kind, auth_mode=settings.auth)
 
-    app = FastAPI(title="emtune dashboard", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="emtune dashboard", version=__version__, docs_url=None, redoc_url=None)
     app.middleware("http")(auth.middleware)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
@@ -136,25 +173,37 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
     def get_run(run_id: str) -> RunInfo:
         return launcher.get_run(run_id)
 
-    def start_run(request: Request, cfg: RunConfig, provenance: Provenance, key: str | None) -> str:
+    def start_run(
+        user: str, source: RunConfig, cfg: RunConfig, provenance: Provenance, key: str | None, request_digest: str
+    ) -> str:
+        """Start `cfg` once per idempotency key, after the retrain policy has judged it against `source`."""
+        try:
+            policy.check(source, cfg)
+        except PolicyError as exc:
+            audit(user, "start-refused", parent=provenance.parent_run, reason=str(exc))
+            raise
         with starts.lock:
-            existing = starts.get(key) if key else None
+            existing = starts.get(key, request_digest) if key else None
             if existing:
-                audit(current_user(request), "start-repeated", run=existing, idempotency_key=key)
+                audit(user, "start-repeated", run=existing, idempotency_key=key)
                 return existing
             run_id = launcher.start(cfg, provenance)
             if key:
-                starts.put(key, run_id)
-        audit(current_user(request), "start", run=run_id, parent=provenance.parent_run, trigger=provenance.trigger)
+                starts.put(key, run_id, request_digest)
+        audit(user, "start", run=run_id, parent=provenance.parent_run, trigger=provenance.trigger)
         return run_id
 
     # ------------------------------------------------------------------------------------ errors
     @app.exception_handler(EmtuneError)
     async def user_error(request: Request, exc: EmtuneError) -> Response:
-        status = 404 if isinstance(exc, RunNotFound) else 400
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-        return page(request, "error.html", status_code=status, message=str(exc))
+        status = 400
+        for kind, code in ((RunNotFound, 404), (PolicyError, 403), (IdempotencyConflict, 409)):
+            if isinstance(exc, kind):
+                status = code
+        message = str(redact(str(exc))).splitlines()[0] if str(exc) else type(exc).__name__
+        if request.url.path.startswith("/api/") or not hasattr(request.state, "csrf"):
+            return JSONResponse({"detail": message}, status_code=status)
+        return page(request, "error.html", status_code=status, message=message)
 
     # ------------------------------------------------------------------------------------ health
     @app.get("/healthz")
@@ -176,15 +225,31 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        form = await request.form()
         if settings.auth != "token":
             return RedirectResponse("/", status_code=303)
-        if not auth.token_matches(str(form.get("token", ""))):
-            audit("-", "login-failed", peer=request.client.host if request.client else "?")
-            return page(request, "login.html", status_code=401, error="That is not the dashboard's token.")
-        audit("token", "login")
+        form = await request.form()
+        check_csrf(request, str(form.get(CSRF_FIELD, "")))
+        peer = request.client.host if request.client else "?"
+        if not auth.login_allowed(peer):
+            audit("-", "login-throttled", peer=peer)
+            return page(request, "login.html", status_code=429, error="Too many failed sign-ins; wait a minute.")
+        name = auth.token_user(str(form.get("token", "")))
+        if name is None:
+            auth.login_failed(peer)
+            audit("-", "login-failed", peer=peer)
+            return page(request, "login.html", status_code=401, error="That is not a token of this dashboard.")
+        audit(name, "login", peer=peer)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, auth.session_cookie(), httponly=True, samesite="strict")
+        auth.set_cookie(response, SESSION_COOKIE, auth.new_session(name), max_age=auth.session_s)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        await checked_form(request)
+        auth.end_session(request.cookies.get(SESSION_COOKIE, ""))
+        audit(current_user(request), "logout")
+        response = RedirectResponse("/login" if settings.auth == "token" else "/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
         return response
 
     # ------------------------------------------------------------------------------------ runs
@@ -212,7 +277,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             charts=charts.run_charts(data.training, data.evaluations),
             checkpoints=data.checkpoints,
             has_report=data.report_html is not None,
-            log_tail=launcher.log_tail(run_id) if run.active else "",
+            log_tail=redact(launcher.log_tail(run_id)) if run.active else "",
             poll_s=DETAIL_POLL_S,
         )
 
@@ -227,7 +292,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             "_live.html",
             run=run,
             last=data.training[-1] if data.training else None,
-            log_tail=launcher.log_tail(run_id),
+            log_tail=redact(launcher.log_tail(run_id)),
             poll_s=DETAIL_POLL_S,
         )
 
@@ -236,12 +301,13 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         data = finished.data(launcher, get_run(run_id))
         if data.report_html is None:
             raise HTTPException(404, f"run {run_id!r} has no report yet")
-        return FileResponse(data.report_html, media_type="text/html")
+        headers = {"Content-Security-Policy": REPORT_CSP, "X-Frame-Options": "SAMEORIGIN"}
+        return FileResponse(data.report_html, media_type="text/html", headers=headers)
 
     @app.post("/runs/{run_id}/stop")
     async def stop_run(request: Request, run_id: str) -> Response:
         await checked_form(request)
-        launcher.stop(run_id)
+        await run_in_threadpool(launcher.stop, run_id)  # waits up to its grace period: not on the event loop
         audit(current_user(request), "stop", run=run_id)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
@@ -272,24 +338,37 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         values = {key: display(value) for key, value in form_values(source_config(source)).items()}
         return retrain_page(request, source, values, {}, uuid.uuid4().hex)
 
+    def judged_form(form: dict[str, str], source: RunInfo) -> tuple[FormResult, list[tuple[str, Any, Any]]]:
+        """The form as a config, with the retrain policy's verdict among its errors, and its diff."""
+        result = parse_form(form, source_config(source))
+        if result.config is not None:
+            try:
+                policy.check(source_config(source), result.config)
+            except PolicyError as exc:
+                result = FormResult(None, {ADVANCED: str(exc)})
+        diff = config_diff(source_config(source), result.config) if result.config else []
+        return result, diff
+
     @app.post("/runs/{run_id}/retrain/preview", response_class=HTMLResponse)
     async def retrain_preview(request: Request, run_id: str) -> Response:
         form = await checked_form(request)
-        source = get_run(run_id)
-        result = parse_form(form, source_config(source))
-        diff = config_diff(source_config(source), result.config) if result.config else []
+        source = await run_in_threadpool(get_run, run_id)
+        result, diff = await run_in_threadpool(judged_form, form, source)
         return page(request, "_review.html", errors=result.errors, diff=diff)
 
     @app.post("/runs/{run_id}/retrain")
     async def retrain(request: Request, run_id: str) -> Response:
         form = await checked_form(request)
-        source = get_run(run_id)
-        result = parse_form(form, source_config(source))
+        source = await run_in_threadpool(get_run, run_id)
+        result, _ = await run_in_threadpool(judged_form, form, source)
         key = form.get("idempotency_key") or uuid.uuid4().hex
         if result.config is None:
             return retrain_page(request, source, form, result.errors, key, status=422)
         provenance = Provenance("dashboard", current_user(request), source.run_id)
-        new_id = start_run(request, result.config, provenance, key)
+        sent = {name: value for name, value in form.items() if name not in (CSRF_FIELD, "idempotency_key")}
+        new_id = await run_in_threadpool(
+            start_run, current_user(request), source_config(source), result.config, provenance, key, digest(sent)
+        )
         return RedirectResponse(f"/runs/{new_id}", status_code=303)
 
     # ------------------------------------------------------------------------------------ compare
@@ -314,12 +393,14 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
     @app.post("/schedules")
     async def create_schedule(request: Request) -> Response:
         form = await checked_form(request)
-        source = get_run(form.get("source_run", ""))
+        source = await run_in_threadpool(get_run, form.get("source_run", ""))
         name, cron = form.get("name", "").strip(), form.get("cron", "").strip()
         if not name or not cron:
             raise LaunchError("a schedule needs a name and a cron expression, e.g. '0 3 * * *'")
+        cfg = source_config(source)
+        policy.check_values(cfg)  # a schedule reruns the source's config unchanged: what it holds must pass
         provenance = Provenance("schedule", current_user(request), source.run_id)
-        schedule_id = launcher.create_schedule(name, cron, source_config(source), provenance)
+        schedule_id = await run_in_threadpool(launcher.create_schedule, name, cron, cfg, provenance)
         audit(current_user(request), "schedule-create", schedule=schedule_id, cron=repr(cron), source=source.run_id)
         return RedirectResponse("/schedules", status_code=303)
 
@@ -329,9 +410,9 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         if action not in ("pause", "resume", "delete"):
             raise HTTPException(404, f"no schedule action {action!r}; use pause, resume or delete")
         if action == "delete":
-            launcher.delete_schedule(schedule_id)
+            await run_in_threadpool(launcher.delete_schedule, schedule_id)
         else:
-            launcher.set_schedule_enabled(schedule_id, action == "resume")
+            await run_in_threadpool(launcher.set_schedule_enabled, schedule_id, action == "resume")
         audit(current_user(request), f"schedule-{action}", schedule=schedule_id)
         return RedirectResponse("/schedules", status_code=303)
 
@@ -357,22 +438,29 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
 
     @app.post("/api/runs", status_code=201)
     async def api_start(request: Request) -> Any:
+        """Start a run: `{"source_run": id?, "config": {section: {...}}?, "overrides": {"a.b": v}?,
+        "idempotency_key": str?}`; who asked and why (trigger "api") are the server's to record."""
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return JSONResponse({"detail": "POST /api/runs takes application/json"}, status_code=415)
-        body = await request.json()
-        if not isinstance(body, dict):
-            return JSONResponse({"detail": "the body must be a JSON object"}, status_code=422)
-        trigger = str(body.get("trigger", "api"))
-        if trigger not in TRIGGERS:
-            return JSONResponse({"detail": f"trigger {trigger!r} is not one of {', '.join(TRIGGERS)}"}, 422)
-        parent = body.get("source_run")
-        base = source_config(get_run(str(parent))).model_dump(mode="json") if parent else {}
+        body = await json_body(request)
+        unknown = sorted(set(body) - {"source_run", "config", "overrides", "idempotency_key"})
+        if unknown:
+            detail = f"unknown field(s) {', '.join(unknown)}; allowed: source_run, config, overrides, idempotency_key"
+            if "trigger" in unknown:
+                detail += " (the trigger is recorded by the server)"
+            return JSONResponse({"detail": detail}, status_code=422)
+        parent, key = body.get("source_run"), body.get("idempotency_key")
+        if not isinstance(parent, (str, type(None))) or not isinstance(key, (str, type(None))):
+            return JSONResponse({"detail": "source_run and idempotency_key must be strings"}, status_code=422)
+        source = source_config(await run_in_threadpool(get_run, parent)) if parent else RunConfig()
         try:
-            cfg = validate_config(_merged(base, body.get("config") or {}, body.get("overrides") or {}))
+            merged = _merged(source.model_dump(mode="json"), body.get("config") or {}, body.get("overrides") or {})
+            cfg = validate_config(merged)
         except EmtuneError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=422)
-        provenance = Provenance(trigger, current_user(request), str(parent) if parent else None)
-        run_id = start_run(request, cfg, provenance, body.get("idempotency_key"))
+            return JSONResponse({"detail": str(redact(str(exc))).splitlines()[0]}, status_code=422)
+        provenance = Provenance("api", current_user(request), parent)
+        sent = {name: value for name, value in body.items() if name != "idempotency_key"}
+        run_id = await run_in_threadpool(start_run, current_user(request), source, cfg, provenance, key, digest(sent))
         return {"run_id": run_id, "url": f"/runs/{run_id}"}
 
     @app.post("/api/runs/{run_id}/stop")
@@ -384,6 +472,25 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         return {"run_id": run_id, "status": "stopping"}
 
     return app
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; BadRequest (400, one line) for an empty, oversized, non-UTF-8, malformed,
+    too deeply nested or non-object body."""
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise BadRequest(f"the body is larger than {MAX_JSON_BYTES} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8") from None
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object, not {type(body).__name__}")
+    return body
 
 
 def _by_section(fields: list[FormField]) -> list[tuple[str, list[FormField]]]:

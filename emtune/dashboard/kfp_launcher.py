@@ -22,7 +22,7 @@ from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound
 from emtune.dashboard.rundata import store_checkpoints, store_report
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
-from emtune.pipeline.params import config_from_params
+from emtune.pipeline.params import PROVENANCE_PARAMS, config_from_params, param_values
 from emtune.pipeline.steps import run_store_uri
 from emtune.runs.local import Provenance
 
@@ -96,6 +96,7 @@ class KfpLauncher:
             raise RunNotFound(f"no KFP run {run_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
     def start(self, cfg: RunConfig, provenance: Provenance) -> str:
+        cfg = self._with_store(cfg)
         request = self._request(cfg, provenance)
         pipeline_id, version_id, declared = self._latest_version()
         run = self.client.run_pipeline(
@@ -141,6 +142,7 @@ class KfpLauncher:
         return [self._schedule(item) for item in response.recurring_runs or []]
 
     def create_schedule(self, name: str, cron: str, cfg: RunConfig, provenance: Provenance) -> str:
+        cfg = self._with_store(cfg)
         request = self._request(cfg, Provenance("schedule", provenance.requested_by, None), recurring=cron)
         pipeline_id, version_id, declared = self._latest_version()
         recurring = self.client.create_recurring_run(
@@ -200,13 +202,36 @@ class KfpLauncher:
         declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters")
         return str(pipeline_id), str(version.pipeline_version_id), set(declared) if declared else None
 
+    def _with_store(self, cfg: RunConfig) -> RunConfig:
+        """The store is the dashboard's (--store-uri), not the run config's."""
+        if not self.settings.store_uri:
+            return cfg
+        cfg = cfg.model_copy(deep=True)
+        cfg.store.uri = self.settings.store_uri
+        return cfg
+
     @staticmethod
     def _declared(params: dict[str, Any], declared: set[str] | None) -> dict[str, Any]:
+        """The parameters the version declares. One it does not declare is left out only while it holds the
+        default (what that version runs with anyway); a changed one is refused, never silently dropped."""
         if declared is None:
             return params
+        defaults = param_values(RunConfig())
+        changed = [
+            name
+            for name in sorted(set(params) - declared)
+            if name not in PROVENANCE_PARAMS and params[name] != defaults.get(name)
+        ]
+        if changed:
+            raise LaunchError(
+                f"the pipeline version on KFP does not declare {', '.join(changed)}, so it cannot honour the "
+                "values set; run `emtune pipeline sync` to upload the current pipeline, or leave them at their defaults"
+            )
         dropped = sorted(set(params) - declared)
         if dropped:
-            log.warning("the pipeline version does not declare %s; not sent", ", ".join(dropped))
+            log.warning(
+                "the pipeline version does not declare %s (all at their defaults); not sent", ", ".join(dropped)
+            )
         return {name: value for name, value in params.items() if name in declared}
 
     def _info(self, run: Any) -> RunInfo:

@@ -15,6 +15,7 @@ from emtune.errors import EmtuneError
 from emtune.runs.local import Provenance
 
 ACTIVE = ("starting", "running")  # statuses that may still change
+UNREADABLE = "unreadable"  # a run whose record cannot be read: listed with the reason as its error
 
 
 class LaunchError(EmtuneError):

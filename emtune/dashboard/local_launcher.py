@@ -3,7 +3,13 @@ process of its own (its own process group, so stopping it stops its component su
 
 The runs folder is the only state: each run's `run.json` (emtune.runs.local) says what it is, its
 `pipeline.log` (written by the run) holds every task's output, `console.log` the command's own output (task lines,
-errors before the pipeline starts) for runs started here, and `pipeline.pid` their process id.
+errors before the pipeline starts) for runs started here, and `pipeline.pid` their process id, start time and
+command line.
+
+Nothing in a run folder is trusted (anyone who can write the folder, or a run's own code, may have written it):
+file paths are derived from the folder, never read from `run.json`; symlinks are refused; a process is signalled
+only when it is one this launcher started (its start time and command line still match what was recorded); a
+folder whose record cannot be read is listed as one "unreadable" run with the reason.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from emtune.config import RunConfig, dump_config, load_config
-from emtune.dashboard.launcher import ACTIVE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
+from emtune.dashboard.launcher import ACTIVE, UNREADABLE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.dashboard.rundata import evaluations_under, store_checkpoints
 from emtune.errors import EmtuneError
 from emtune.fsutil import atomic_write_text
@@ -33,8 +42,6 @@ from emtune.runs.local import (
     Provenance,
     RunRecord,
     check_run_id,
-    list_runs,
-    load_record,
     new_run_id,
     save_record,
     utc_now,
@@ -46,6 +53,65 @@ log = logging.getLogger(__name__)
 CONSOLE_FILE = "console.log"
 PID_FILE = "pipeline.pid"
 STOP_GRACE_S = 15.0
+MAX_RECORD_BYTES = 1024 * 1024
+REPORT_GLOB = "pipeline_root/*/report/Output/report.html"  # the report task's output (kfp.local's layout)
+
+
+class UnreadableRun(EmtuneError):
+    """A run folder whose record cannot be read."""
+
+
+def safe_file(run_dir: Path, *parts: str) -> Path | None:
+    """`run_dir/parts...` when it is a regular file reached through no symlink, else None."""
+    path = run_dir
+    for part in parts:
+        path = path / part
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path if stat.S_ISREG(mode) else None
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    """The run's record, with its id and folder derived from where it lies; UnreadableRun says why not."""
+    path = safe_file(run_dir, RECORD_FILE)
+    if path is None:
+        raise UnreadableRun(f"{RECORD_FILE} is missing, not a regular file, or a symlink")
+    try:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise UnreadableRun(f"{RECORD_FILE} is larger than {MAX_RECORD_BYTES} bytes")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UnreadableRun(f"{RECORD_FILE} is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise UnreadableRun(f"{RECORD_FILE} holds a {type(data).__name__}, not an object")
+    known: dict[str, Any] = {}
+    for field in fields(RunRecord):
+        value = data.get(field.name)
+        if field.name == "pid":
+            known["pid"] = value if isinstance(value, int) and not isinstance(value, bool) else None
+        elif value is not None:
+            known[field.name] = str(value)
+    known.update(run_id=run_dir.name, run_dir=str(run_dir))
+    for required in ("status", "created_at"):
+        if not known.get(required):
+            raise UnreadableRun(f"{RECORD_FILE} has no {required!r}")
+    known.setdefault("config", str(run_dir / CONFIG_FILE))
+    known.setdefault("config_hash", "")
+    return RunRecord(**known)
+
+
+def _proc_identity(pid: int) -> tuple[str, list[str]] | None:
+    """(start time in clock ticks since boot, command line) of a live process, from /proc; None when gone."""
+    try:
+        fields_after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return None
+    return fields_after_name[19], [part.decode(errors="replace") for part in cmdline if part]
 
 
 class LocalLauncher:
@@ -63,12 +129,49 @@ class LocalLauncher:
         return self.runs_dir.is_dir() and os.access(self.runs_dir, os.R_OK | os.W_OK)
 
     def list_runs(self) -> list[RunInfo]:
-        return [self._info(self._settle(record)) for record in reversed(list_runs(self.runs_dir))]
+        runs = []
+        for entry in self._entries():
+            try:
+                runs.append(self._info(self._settle(read_record(entry))))
+            except UnreadableRun as exc:
+                runs.append(self._unreadable(entry, str(exc)))
+        return sorted(runs, key=lambda run: run.created_at, reverse=True)
 
     def get_run(self, run_id: str) -> RunInfo:
-        return self._info(self._settle(self._record(run_id)))
+        run_dir = self._run_dir(run_id)
+        try:
+            return self._info(self._settle(self._record(run_id)))
+        except UnreadableRun as exc:
+            return self._unreadable(run_dir, str(exc))
+
+    def _entries(self) -> list[Path]:
+        """Run folders: entries with a run id's shape (a symlink too, listed to say it is refused)."""
+        entries = []
+        with contextlib.suppress(OSError):
+            for entry in self.runs_dir.iterdir():
+                with contextlib.suppress(EmtuneError):
+                    check_run_id(entry.name)
+                    if entry.is_symlink() or (entry / RECORD_FILE).exists() or (entry / RECORD_FILE).is_symlink():
+                        entries.append(entry)
+        return entries
+
+    def _unreadable(self, run_dir: Path, reason: str) -> RunInfo:
+        if run_dir.is_symlink():
+            reason = "the run folder is a symlink; the dashboard does not follow it"
+        return RunInfo(
+            run_id=run_dir.name,
+            name=run_dir.name,
+            status=UNREADABLE,
+            created_at="",
+            finished_at=None,
+            provenance=Provenance("unknown", None, None),
+            config=None,
+            error=reason,
+        )
 
     def start(self, cfg: RunConfig, provenance: Provenance) -> str:
+        cfg = cfg.model_copy(deep=True)
+        cfg.store.uri = None  # the store is the launcher's: the run's own folder (emtune.runs.local)
         run_id = new_run_id()
         run_dir = self.runs_dir / run_id
         request = run_dir / REQUEST_FILE
@@ -95,7 +198,9 @@ class LocalLauncher:
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        atomic_write_text(run_dir / PID_FILE, str(child.pid))
+        identity = _proc_identity(child.pid)
+        start = identity[0] if identity else None
+        atomic_write_text(run_dir / PID_FILE, json.dumps({"pid": child.pid, "start": start, "cmdline": command}))
         self._children[run_id] = child
         log.info("started local run %s (pid %d)", run_id, child.pid)
 
@@ -103,14 +208,18 @@ class LocalLauncher:
         record = self._settle(self._record(run_id))
         if record.status not in ACTIVE:
             raise LaunchError(f"run {run_id!r} is {record.status}, not running; only a running run can be stopped")
-        pid = self._pid(record)
-        if pid is not None:
-            self._signal(pid, signal.SIGTERM)
-            if not self._wait_gone(run_id, pid, STOP_GRACE_S):
-                self._signal(pid, signal.SIGKILL)
-                self._wait_gone(run_id, pid, STOP_GRACE_S)
+        pid = self._started_pid(run_id)
+        if pid is None:
+            raise LaunchError(
+                f"run {run_id!r} was not started by a dashboard on this machine (or its process is gone); "
+                "stop it where it runs"
+            )
+        self._signal(pid, signal.SIGTERM)
+        if not self._wait_gone(run_id, pid, STOP_GRACE_S):
+            self._signal(pid, signal.SIGKILL)
+            self._wait_gone(run_id, pid, STOP_GRACE_S)
         # The process was killed before it could write its end; the record says what happened.
-        record = load_record(Path(record.run_dir))
+        record = read_record(self._run_dir(run_id))
         if record.status in ACTIVE:
             record.status, record.finished_at, record.pid = "stopped", utc_now(), None
             save_record(record)
@@ -118,7 +227,7 @@ class LocalLauncher:
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         """The end of the run's full log, or of the command's output while the run has none (it failed early)."""
         run_dir = self._run_dir(run_id)
-        path = next((p for p in (run_dir / LOG_FILE, run_dir / CONSOLE_FILE) if p.is_file()), None)
+        path = next((p for p in (safe_file(run_dir, LOG_FILE), safe_file(run_dir, CONSOLE_FILE)) if p), None)
         if path is None:
             return ""
         with path.open("rb") as handle:
@@ -128,18 +237,30 @@ class LocalLauncher:
 
     def run_data(self, run: RunInfo) -> RunData:
         run_dir = self._run_dir(run.run_id)
+        if run.status == UNREADABLE or run_dir.is_symlink():
+            return RunData()
         pipeline_root = run_dir / "pipeline_root"
-        report = self._record(run.run_id).report
+        metrics = safe_file(run_dir, "train", "metrics.jsonl")
+        store = RunConfig().store  # the run's own file:// store: nothing of the run's store settings is needed
         return RunData(
-            training=training_rows(run_dir / "train" / "metrics.jsonl", skip_bad=True),
-            evaluations=evaluations_under(pipeline_root),
+            training=training_rows(metrics, skip_bad=True) if metrics else [],
+            evaluations=evaluations_under(pipeline_root) if not pipeline_root.is_symlink() else [],
             checkpoints=[
                 checkpoint
                 for prefix in self._store_prefixes(run_dir)
-                for checkpoint in store_checkpoints(prefix, run.config.store if run.config else RunConfig().store)
+                for checkpoint in store_checkpoints(prefix, store)
             ],
-            report_html=report if report and Path(report).is_file() else None,
+            report_html=self._report(run_dir),
         )
+
+    @staticmethod
+    def _report(run_dir: Path) -> str | None:
+        """The report task's page, found where kfp.local puts it under this run's folder (no symlink on the way)."""
+        for path in sorted(run_dir.glob(REPORT_GLOB), reverse=True):
+            relative = path.relative_to(run_dir).parts
+            if safe_file(run_dir, *relative):
+                return str(path)
+        return None
 
     # --------------------------------------------------------------------------------------- schedules
     def list_schedules(self) -> list[Schedule]:
@@ -164,16 +285,34 @@ class LocalLauncher:
 
     def _record(self, run_id: str) -> RunRecord:
         run_dir = self._run_dir(run_id)
-        if not (run_dir / RECORD_FILE).is_file():
+        if not run_dir.is_symlink() and not (run_dir / RECORD_FILE).exists():
             raise RunNotFound(f"no run {run_id!r} under {self.runs_dir}")
-        return load_record(run_dir)
+        if run_dir.is_symlink():
+            raise UnreadableRun("the run folder is a symlink")
+        return read_record(run_dir)
+
+    def _started_pid(self, run_id: str) -> int | None:
+        """The pid of this run's process when a launcher started it: the child of this process, or the process
+        `pipeline.pid` names if its start time and command line still match (so a pid reused by another
+        process, or a crafted file naming a foreign process, is never signalled)."""
+        with self._lock:
+            child = self._children.get(run_id)
+        if child is not None:
+            return child.pid if child.poll() is None else None
+        path = safe_file(self._run_dir(run_id), PID_FILE)
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8")) if path else None
+            pid, start, cmdline = int(recorded["pid"]), str(recorded["start"]), list(map(str, recorded["cmdline"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        expected = [self.python, "-m", "emtune", "pipeline", "run", "--local"]
+        ours = cmdline[: len(expected)] == expected and _follows(cmdline, "--run-id", run_id)
+        ours = ours and _follows(cmdline, "--runs-root", str(self.runs_dir))
+        return pid if ours and _proc_identity(pid) == (start, cmdline) else None
 
     def _pid(self, record: RunRecord) -> int | None:
-        if record.pid is not None:
-            return record.pid
-        with contextlib.suppress(OSError, ValueError):
-            return int((Path(record.run_dir) / PID_FILE).read_text(encoding="utf-8"))
-        return None
+        """The run's process for liveness only (never for signals): the one a launcher started, else run.json's."""
+        return self._started_pid(record.run_id) or record.pid
 
     def _alive(self, run_id: str, pid: int | None) -> bool:
         with self._lock:
@@ -194,7 +333,7 @@ class LocalLauncher:
         """A record still active whose process is gone died without writing its end: say so, once."""
         if record.status not in ACTIVE or self._alive(record.run_id, self._pid(record)):
             return record
-        record = load_record(Path(record.run_dir))  # it may have finished between the two reads
+        record = read_record(Path(record.run_dir))  # it may have finished between the two reads
         if record.status in ACTIVE:
             record.status, record.finished_at, record.pid = "failed", utc_now(), None
             record.error = record.error or f"the pipeline process exited without recording its end; see {CONSOLE_FILE}"
@@ -222,11 +361,12 @@ class LocalLauncher:
         run_dir = Path(record.run_dir)
         cfg = None
         for name in (REQUEST_FILE, CONFIG_FILE):
-            if (run_dir / name).is_file():
+            path = safe_file(run_dir, name)
+            if path is not None:
                 try:
-                    cfg = load_config(run_dir / name)
-                except EmtuneError as exc:
-                    log.warning("run %s: %s", record.run_id, exc)
+                    cfg = load_config(path)
+                except (EmtuneError, OSError, ValueError, RecursionError) as exc:
+                    log.warning("run %s: %s: %s", record.run_id, name, str(exc).splitlines()[0] if str(exc) else exc)
                 break
         return RunInfo(
             run_id=record.run_id,
@@ -247,11 +387,27 @@ class LocalLauncher:
         finished, else the folders of the run's own file:// store."""
         prefixes: dict[str, None] = {}
         for output in sorted(run_dir.glob("pipeline_root/*/train/executor_output.json")):
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if not safe_file(run_dir, *output.relative_to(run_dir).parts):
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
                 for pair in json.loads(output.read_text(encoding="utf-8"))["parameterValues"]["Output"]:
                     prefix, step = split_step_uri(str(pair["model"]))
-                    if step is not None:
+                    # Only the run's own store: a prefix named in a run folder's file is not trusted further.
+                    if step is not None and _own_store(run_dir, prefix):
                         prefixes[prefix] = None
-        if not prefixes and (run_dir / "store").is_dir():
-            prefixes.update((path.as_uri(), None) for path in sorted((run_dir / "store").iterdir()) if path.is_dir())
+        store = run_dir / "store"
+        if not prefixes and store.is_dir() and not store.is_symlink():
+            prefixes.update(
+                (path.as_uri(), None) for path in sorted(store.iterdir()) if path.is_dir() and not path.is_symlink()
+            )
         return list(prefixes)
+
+
+def _follows(command: list[str], flag: str, value: str) -> bool:
+    return any(command[i] == flag and command[i + 1] == value for i in range(len(command) - 1))
+
+
+def _own_store(run_dir: Path, prefix: str) -> bool:
+    """`prefix` is a file:// URI inside the run's own `store/` folder."""
+    store = (run_dir / "store").resolve().as_uri() + "/"
+    return prefix.startswith(store) and ".." not in prefix

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from dashboard_support import RecordingLauncher, sample_data, tiny_config
+from dashboard_support import BASE_URL, RecordingLauncher, csrf_of, sample_data, tiny_config
 from fastapi.testclient import TestClient
 
 from emtune.dashboard.app import create_app
@@ -27,12 +27,11 @@ def launcher() -> RecordingLauncher:
 
 @pytest.fixture
 def client(launcher: RecordingLauncher, tmp_path: Path) -> TestClient:
-    return TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher))
+    return TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher), base_url=BASE_URL)
 
 
 def csrf(client: TestClient) -> str:
-    client.get("/")
-    return str(client.cookies.get("emtune_csrf"))
+    return csrf_of(client.get("/").text)
 
 
 def chart_data(html: str) -> dict[str, dict]:
@@ -137,7 +136,9 @@ def test_api_start_validates_with_the_run_config(client: TestClient, launcher: R
     bad = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.learning_rate": 2}})
     assert bad.status_code == 422 and "train.learning_rate" in bad.json()["detail"]
     assert client.post("/api/runs", content="x=1", headers={"content-type": "text/plain"}).status_code == 415
-    ok = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.max_steps": 5}, "trigger": "api"})
+    forged = client.post("/api/runs", json={"source_run": "base", "trigger": "schedule"})
+    assert forged.status_code == 422 and "recorded by the server" in forged.json()["detail"]
+    ok = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.max_steps": 5}})
     assert ok.status_code == 201
     (cfg, provenance), *_ = [args for name, args in launcher.calls if name == "start"]
     assert cfg.train.max_steps == 5 and provenance.trigger == "api" and provenance.parent_run == "base"

@@ -229,8 +229,8 @@ def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -
     (step_dir / "model.safetensors").write_bytes(b"weights")
     store_root = tmp_path / "store"
     client = RecordingKfpClient()
-    launcher = make(client, store_uri=store_root.as_uri())
-    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    run_id = make(client).start(tiny_config(**S3_CFG), Provenance())
+    launcher = make(client, store_uri=store_root.as_uri())  # the dashboard reads the store it is configured with
     store = open_store(f"{store_root.as_uri()}/{run_id}", StoreConfig())
     store.push(step_dir, 1, run_id=run_id, config_hash="h", metrics={"entropy": 3.5, "step_s": 2.0})
     data = launcher.run_data(launcher.get_run(run_id))
