@@ -77,6 +77,8 @@ def safe_file(run_dir: Path, *parts: str) -> Path | None:
 
 def read_record(run_dir: Path) -> RunRecord:
     """The run's record, with its id and folder derived from where it lies; UnreadableRun says why not."""
+    if run_dir.is_symlink():
+        raise UnreadableRun("the run folder is a symlink; the dashboard does not follow it")
     path = safe_file(run_dir, RECORD_FILE)
     if path is None:
         raise UnreadableRun(f"{RECORD_FILE} is missing, not a regular file, or a symlink")
@@ -156,8 +158,6 @@ class LocalLauncher:
         return entries
 
     def _unreadable(self, run_dir: Path, reason: str) -> RunInfo:
-        if run_dir.is_symlink():
-            reason = "the run folder is a symlink; the dashboard does not follow it"
         return RunInfo(
             run_id=run_dir.name,
             name=run_dir.name,
@@ -287,8 +287,6 @@ class LocalLauncher:
         run_dir = self._run_dir(run_id)
         if not run_dir.is_symlink() and not (run_dir / RECORD_FILE).exists():
             raise RunNotFound(f"no run {run_id!r} under {self.runs_dir}")
-        if run_dir.is_symlink():
-            raise UnreadableRun("the run folder is a symlink")
         return read_record(run_dir)
 
     def _started_pid(self, run_id: str) -> int | None:

@@ -1,0 +1,149 @@
+"""Nothing in a run folder is trusted: the real local launcher and app over a runs folder full of garbage and
+crafted records (no pipeline runs here: the folders are written by the test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dashboard_support import BASE_URL, tiny_config
+from fastapi.testclient import TestClient
+
+from emtune.config import dump_config
+from emtune.dashboard.app import create_app
+from emtune.dashboard.launcher import LaunchError
+from emtune.dashboard.local_launcher import LocalLauncher, _proc_identity
+from emtune.dashboard.settings import DashboardSettings
+
+pytest_plugins = ["dashboard_support"]
+
+GOOD = "20260101-000000-good00"
+
+
+def record(run_id: str, **fields: object) -> dict[str, object]:
+    return {"run_id": run_id, "run_dir": f"/elsewhere/{run_id}", "status": "succeeded", "config": "",
+            "config_hash": "h", "created_at": "2026-01-01T00:00:00+00:00", **fields}  # fmt: skip
+
+
+def write_run(runs: Path, run_id: str, content: str | bytes, config: bool = True) -> Path:
+    run_dir = runs / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    if config:
+        (run_dir / "request.yaml").write_text(dump_config(tiny_config()))
+    return run_dir
+
+
+@pytest.fixture
+def garbage(tmp_path: Path) -> Path:
+    runs = tmp_path / "runs"
+    write_run(runs, GOOD, json.dumps(record(GOOD)))
+    write_run(runs, "20260101-000001-half00", '{"run_id": "20260101-000001-half00", "sta')
+    write_run(runs, "20260101-000002-bin000", b"\x00\xff\xfe binary")
+    write_run(runs, "20260101-000003-list00", "[1, 2, 3]")
+    write_run(runs, "20260101-000004-extra0", json.dumps(record("x", surprise_key=1)))
+    write_run(runs, "20260101-000005-nodate", json.dumps({k: v for k, v in record("x").items() if k != "created_at"}))
+    write_run(runs, "20260101-000006-moved0", json.dumps(record("20250101-000000-oldnam")))  # renamed with mv
+    write_run(runs, "20260101-000007-deep00", "[" * 50_000 + "]" * 50_000)
+    write_run(runs, "20260101-000008-badcfg", json.dumps(record("x")), config=False)
+    (runs / "20260101-000008-badcfg" / "request.yaml").write_text("model: [unclosed")
+    outside = tmp_path / "outside-run"
+    outside.mkdir()
+    (outside / "run.json").write_text(json.dumps(record("20260101-000009-link00")))
+    (runs / "20260101-000009-link00").symlink_to(outside)  # a symlinked run folder
+    return runs
+
+
+def test_a_garbage_runs_folder_leaves_every_page_serving(garbage: Path) -> None:
+    client = TestClient(create_app(DashboardSettings(runs_dir=garbage)), base_url=BASE_URL)
+    for path in ("/", "/runs/table", "/api/runs", "/schedules"):
+        assert client.get(path).status_code == 200, path
+    runs = {run["run_id"]: run for run in client.get("/api/runs").json()}
+    assert len(runs) == 10
+    assert runs[GOOD]["status"] == "succeeded"
+    unreadable = {run_id for run_id, run in runs.items() if run["status"] == "unreadable"}
+    assert unreadable == {
+        "20260101-000001-half00",
+        "20260101-000002-bin000",
+        "20260101-000003-list00",
+        "20260101-000005-nodate",
+        "20260101-000007-deep00",
+        "20260101-000009-link00",
+    }
+    assert "not an object" in runs["20260101-000003-list00"]["error"]
+    assert "symlink" in runs["20260101-000009-link00"]["error"]
+    # An unknown key is ignored, a renamed folder is the run of its new name, an unreadable config is no config.
+    assert runs["20260101-000004-extra0"]["status"] == "succeeded"
+    assert runs["20260101-000006-moved0"]["status"] == "succeeded"
+    for run_id in runs:
+        assert client.get(f"/runs/{run_id}").status_code == 200, run_id
+        assert client.get(f"/api/runs/{run_id}").status_code == 200, run_id
+    assert "unreadable" in client.get("/").text
+
+
+def test_run_json_cannot_name_the_report_or_the_logs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, GOOD, json.dumps(record(GOOD, report="/etc/passwd", log="/etc/passwd")))
+    def client() -> TestClient:  # a new app each time: a finished run's data is read once per app
+        return TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+
+    assert client().get(f"/runs/{GOOD}/report").status_code == 404
+    # A report where the report task writes it is served, but not through a symlink.
+    report_dir = run_dir / "pipeline_root" / "emtune-pipeline-2026" / "report" / "Output"
+    report_dir.mkdir(parents=True)
+    (report_dir / "report.html").symlink_to("/etc/passwd")
+    assert client().get(f"/runs/{GOOD}/report").status_code == 404
+    # ... nor through a symlinked folder on the way to it.
+    elsewhere = tmp_path / "elsewhere" / "Output"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "report.html").write_text("<p>planted elsewhere</p>")
+    linked = run_dir / "pipeline_root" / "emtune-pipeline-2027" / "report"
+    linked.mkdir(parents=True)
+    (linked / "Output").symlink_to(elsewhere, target_is_directory=True)
+    assert client().get(f"/runs/{GOOD}/report").status_code == 404
+    (linked / "Output").unlink()
+    (report_dir / "report.html").unlink()
+    (report_dir / "report.html").write_text("<p>the report</p>")
+    assert client().get(f"/runs/{GOOD}/report").text == "<p>the report</p>"
+    # A symlinked log is not read.
+    (run_dir / "pipeline.log").symlink_to("/etc/passwd")
+    assert LocalLauncher(runs).log_tail(GOOD) == ""
+
+
+@pytest.fixture
+def foreign_process() -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_stop_never_signals_a_process_the_launcher_did_not_start(
+    tmp_path: Path, foreign_process: subprocess.Popen[bytes]
+) -> None:
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, GOOD, json.dumps(record(GOOD, status="running", pid=foreign_process.pid)))
+    launcher = LocalLauncher(runs)
+    identity = _proc_identity(foreign_process.pid)
+    assert identity is not None
+    start, cmdline = identity
+    forged_cmdline = [sys.executable, "-m", "emtune", "pipeline", "run", "--local", "--run-id", GOOD,
+                      "--runs-root", str(runs.resolve())]  # fmt: skip
+    for pid_file in (
+        str(foreign_process.pid),  # the old format: a bare pid
+        json.dumps({"pid": foreign_process.pid, "start": start, "cmdline": cmdline}),  # not an emtune run
+        json.dumps({"pid": foreign_process.pid, "start": start, "cmdline": forged_cmdline}),  # not its cmdline
+        json.dumps({"pid": foreign_process.pid, "start": "1", "cmdline": cmdline}),  # not its start time
+    ):
+        (run_dir / "pipeline.pid").write_text(pid_file)
+        with pytest.raises(LaunchError, match="not started by a dashboard"):
+            launcher.stop(GOOD)
+        assert foreign_process.poll() is None, pid_file  # still running: never signalled
+    # The same through the app: a one-line 400, and the process lives on.
+    client = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+    response = client.post(f"/api/runs/{GOOD}/stop", json={})
+    assert response.status_code == 400 and "not started by a dashboard" in response.json()["detail"]
+    assert foreign_process.poll() is None
