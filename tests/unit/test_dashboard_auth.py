@@ -122,3 +122,17 @@ def test_cli_refuses_none_auth_on_a_public_address(tmp_path: Path) -> None:
     env = {**os.environ, "EMTUNE_DASHBOARD_HOST": "10.0.0.5", "EMTUNE_DASHBOARD_AUTH": "none"}
     done = subprocess.run(env_command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and "'10.0.0.5'" in done.stderr
+
+
+def test_proxy_mode_behind_kubeflows_istio_gateway(tmp_path: Path) -> None:
+    """What the chart's kubeflowGateway renders: the sidecar (127.0.0.6) forwards kubeflow-userid and the
+    gateway's host name."""
+    settings = {"host": "0.0.0.0", "auth": "proxy", "trusted_proxies": ["127.0.0.6/32"],
+                "proxy_user_header": "kubeflow-userid", "allowed_hosts": ["kubeflow.example.com"]}  # fmt: skip
+    via_sidecar = make_client(tmp_path, "127.0.0.6", **settings)
+    headers = {"kubeflow-userid": "ann@example.com", "host": "kubeflow.example.com"}
+    assert via_sidecar.get("/api/runs", headers=headers).status_code == 200
+    assert "ann@example.com" in via_sidecar.get("/", headers=headers).text
+    assert via_sidecar.get("/api/runs", headers={**headers, "host": "10.0.3.4:8080"}).status_code == 421
+    from_a_pod = make_client(tmp_path, "10.0.3.9", **settings)  # another pod reaching the Service directly
+    assert from_a_pod.get("/api/runs", headers=headers).status_code == 401

@@ -149,13 +149,45 @@ def test_start_creates_a_run_of_the_newest_version_with_provenance() -> None:
     assert run.pipeline_version == "ver-9" and run.url == "http://kfp.example:8888/#/runs/details/kfp-run-1"
 
 
-def test_parameters_the_version_does_not_declare_are_dropped() -> None:
+def test_parameters_the_version_does_not_declare_are_left_out_only_at_their_defaults() -> None:
     cfg = tiny_config(**S3_CFG)
     declared = set(param_values(cfg)) - {"train_loss_chunk_tokens"}  # an older version without this knob
     client = RecordingKfpClient(declared=declared)
     make(client).start(cfg, Provenance("api", "ci", None))
     (call,) = calls(client, "run_pipeline")
     assert set(call["params"]) == declared
+    # A value that version cannot honour is refused, not dropped.
+    changed = tiny_config(**S3_CFG, **{"train.loss_chunk_tokens": 128})
+    with pytest.raises(LaunchError, match="does not declare train_loss_chunk_tokens"):
+        make(client).start(changed, Provenance("api", "ci", None))
+    assert len(calls(client, "run_pipeline")) == 1
+
+
+def test_the_retrain_policy_holds_for_the_kfp_launcher() -> None:
+    """Through the app: what the policy refuses never reaches KFP, and the store is the dashboard's."""
+    from dashboard_support import BASE_URL
+    from fastapi.testclient import TestClient
+
+    from emtune.dashboard.app import create_app
+
+    client = RecordingKfpClient()
+    settings = {"launcher": "kfp", "kfp_host": "http://kfp.example:8888", "store_uri": "s3://dashboard/runs"}
+    launcher = make(client, **settings)
+    source = launcher.start(tiny_config(**{"store.uri": "s3://user-bucket/x"}), Provenance("manual", "ann", None))
+    app = TestClient(create_app(DashboardSettings(**settings), launcher), base_url=BASE_URL)
+    for body in (
+        {"source_run": source, "overrides": {"model.trust_remote_code": True}},
+        {"source_run": source, "overrides": {"store.uri": "s3://attacker/loot"}},
+        {"source_run": source, "overrides": {"data.source": "s3://other-team/private.jsonl"}},
+    ):
+        response = app.post("/api/runs", json=body)
+        assert response.status_code == 403 and "policy" in response.json()["detail"], body
+    assert len(calls(client, "run_pipeline")) == 1
+    ok = app.post("/api/runs", json={"source_run": source, "overrides": {"train.learning_rate": 2e-4}})
+    assert ok.status_code == 201
+    first, second = calls(client, "run_pipeline")
+    assert first["params"]["store_uri"] == second["params"]["store_uri"] == "s3://dashboard/runs"
+    assert second["params"]["train_learning_rate"] == 2e-4
 
 
 def test_a_cluster_run_needs_an_s3_store_and_an_uploaded_pipeline() -> None:
