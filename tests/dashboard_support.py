@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -25,12 +26,14 @@ from typing import Any
 
 import pytest
 from common import TINY_RUN
+from kfp_server_api import models
 
 from emtune.config import RunConfig, validate_config
 from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.runs.local import Provenance
 
 CHROMIUM = Path("/usr/bin/chromium")
+REBIND_HOST = "rebind.example"
 BASE_URL = "http://127.0.0.1:8080"  # the test client's Host: a loopback name, which every mode allows
 CHROMIUM_ARGS = [
     "--headless",
@@ -126,6 +129,94 @@ class RecordingLauncher:
         del self.schedules[schedule_id]
 
 
+class RecordingKfpClient:
+    """A stand-in for `kfp.Client` that records calls and answers with kfp_server_api's own models."""
+
+    def __init__(self, declared: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.runs: dict[str, models.V2beta1Run] = {}
+        self.recurring: dict[str, models.V2beta1RecurringRun] = {}
+        self.declared = declared
+
+    def _record(self, method: str, **kwargs: Any) -> None:
+        self.calls.append((method, kwargs))
+
+    def create_experiment(self, name: str, namespace: str | None = None) -> Any:
+        self._record("create_experiment", name=name, namespace=namespace)
+        return models.V2beta1Experiment(experiment_id="exp-1", display_name=name)
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return "pipe-1" if name == "emtune-pipeline" else None
+
+    def list_pipeline_versions(self, pipeline_id: str, sort_by: str = "", page_size: int = 10) -> Any:
+        self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
+        spec = (
+            {"root": {"inputDefinitions": {"parameters": {name: {} for name in self.declared}}}}
+            if self.declared
+            else None
+        )
+        version = models.V2beta1PipelineVersion(
+            pipeline_id=pipeline_id, pipeline_version_id="ver-9", pipeline_spec=spec
+        )
+        return models.V2beta1ListPipelineVersionsResponse(pipeline_versions=[version])
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self._record("run_pipeline", **kwargs)
+        run_id = f"kfp-run-{len(self.runs) + 1}"
+        self.runs[run_id] = models.V2beta1Run(
+            run_id=run_id,
+            display_name=kwargs["job_name"],
+            state="RUNNING",
+            created_at=dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.timezone.utc),
+            finished_at=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+            pipeline_version_reference=models.V2beta1PipelineVersionReference(
+                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
+            ),
+        )
+        return self.runs[run_id]
+
+    def list_runs(self, **kwargs: Any) -> Any:
+        self._record("list_runs", **kwargs)
+        return models.V2beta1ListRunsResponse(runs=list(self.runs.values()))
+
+    def get_run(self, run_id: str) -> Any:
+        if run_id not in self.runs:
+            raise RuntimeError("(404) Reason: Not Found")
+        return self.runs[run_id]
+
+    def terminate_run(self, run_id: str) -> None:
+        self._record("terminate_run", run_id=run_id)
+        self.runs[run_id].state = "CANCELING"
+
+    def create_recurring_run(self, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", **kwargs)
+        recurring_id = f"rr-{len(self.recurring) + 1}"
+        self.recurring[recurring_id] = models.V2beta1RecurringRun(
+            recurring_run_id=recurring_id,
+            display_name=kwargs["job_name"],
+            status="ENABLED",
+            trigger=models.V2beta1Trigger(cron_schedule=models.V2beta1CronSchedule(cron=kwargs["cron_expression"])),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+        )
+        return self.recurring[recurring_id]
+
+    def list_recurring_runs(self, **kwargs: Any) -> Any:
+        return models.V2beta1ListRecurringRunsResponse(recurring_runs=list(self.recurring.values()))
+
+    def disable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("disable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "DISABLED"
+
+    def enable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("enable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "ENABLED"
+
+    def delete_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("delete_recurring_run", recurring_run_id=recurring_run_id)
+        del self.recurring[recurring_run_id]
+
+
 def sample_data() -> RunData:
     """Three steps of training metrics and an evaluation at steps 0, 1, 2 whose best step differs by benchmark."""
     from emtune.dashboard.launcher import Checkpoint
@@ -187,13 +278,27 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium: Path) -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path, playwright_driver: Any) -> Iterator[Any]:
+    instance = playwright_driver.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="session")
+def rebinding_browser(chromium: Path, playwright_driver: Any) -> Iterator[Any]:
+    """A browser for which the foreign name rebind.example resolves to 127.0.0.1 (DNS rebinding, no DNS)."""
+    args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {REBIND_HOST} 127.0.0.1"]
+    instance = playwright_driver.chromium.launch(executable_path=str(chromium), args=args)
+    yield instance
+    instance.close()
 
 
 def free_port() -> int:

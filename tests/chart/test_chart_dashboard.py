@@ -39,10 +39,18 @@ def test_unsafe_dashboard_values_fail_at_install(args: list[str], message: str) 
 def test_allowed_hosts_hold_the_service_names_the_ingress_host_and_extra_names() -> None:
     env = dashboard_env(value_set="existing-secrets")  # ingress emtune.team.example.com with TLS
     hosts = env["EMTUNE_DASHBOARD_ALLOWED_HOSTS"].split(",")
-    assert hosts == ["emtune-dashboard", "emtune-dashboard.team", "emtune-dashboard.team.svc", "emtune.team.example.com"]
+    assert hosts == [
+        "emtune-dashboard",
+        "emtune-dashboard.team",
+        "emtune-dashboard.team.svc",
+        "emtune.team.example.com",
+    ]
     assert env["EMTUNE_DASHBOARD_SECURE_COOKIES"] == "true"  # TLS at the ingress
-    env = dashboard_env("--set", "dashboard.allowedHosts[0]=ml.example.com", "--set", "dashboard.retrainAllow[0]=logging.*",
-                        "--set", "dashboard.pathPrefixes[0]=s3://team/data")  # fmt: skip
+    env = dashboard_env(
+        *("--set", "dashboard.allowedHosts[0]=ml.example.com"),
+        *("--set", "dashboard.retrainAllow[0]=logging.*"),
+        *("--set", "dashboard.pathPrefixes[0]=s3://team/data"),
+    )
     assert env["EMTUNE_DASHBOARD_ALLOWED_HOSTS"].endswith(",ml.example.com")
     assert env["EMTUNE_DASHBOARD_RETRAIN_ALLOW"] == "logging.*"
     assert env["EMTUNE_DASHBOARD_PATH_PREFIXES"] == "s3://team/data"

@@ -175,8 +175,8 @@ def test_the_api_cannot_set_keys_outside_the_policy(tmp_path: Path, body: dict[s
 
 def test_allowed_keys_start_a_run_from_every_input(tmp_path: Path) -> None:
     client, launcher = make(tmp_path)
-    ok = client.post("/runs/base/retrain", data=form(client, **{"train.learning_rate": "0.002",
-                     "advanced": "eval: {limit: 3}\ndata: {text: 'What is 2+2?'}"}), follow_redirects=False)  # fmt: skip
+    fields = {"train.learning_rate": "0.002", "advanced": "eval: {limit: 3}\ndata: {text: 'What is 2+2?'}"}
+    ok = client.post("/runs/base/retrain", data=form(client, **fields), follow_redirects=False)
     assert ok.status_code == 303
     api = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.temperature": 0.7}})
     assert api.status_code == 201
@@ -326,10 +326,18 @@ def test_sessions_expire_end_at_logout_and_are_secure_behind_tls(tmp_path: Path)
     assert page.status_code == 200
     assert client.post("/logout", data={"csrf_token": csrf_of(page.text)}, headers=headers).status_code in (200, 303)
     assert client.get("/api/runs", headers=headers).status_code == 401  # the session is over, cookie or not
-    # An expired session (its expiry is part of what the mac covers, so it cannot be extended).
+    # The expiry is covered by the mac: a session cannot be extended by editing it.
     name, expires, nonce, mac = session.split(".")
-    stale = f"{name}.{int(time.time()) - 10}.{nonce}.{mac}"
-    assert client.get("/api/runs", headers={"cookie": f"emtune_session={stale}"}).status_code == 401
+    extended = f"{name}.{int(expires) + 86400}.{nonce}.{mac}"
+    assert client.get("/api/runs", headers={"cookie": f"emtune_session={extended}"}).status_code == 401
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    client, _ = token_client(tmp_path, TOKEN, session_hours=1 / 3600)  # one second
+    assert sign_in(client, TOKEN).status_code == 303
+    assert client.get("/api/runs").status_code == 200
+    time.sleep(2.1)
+    assert client.get("/api/runs").status_code == 401
 
 
 def test_failed_sign_ins_are_rate_limited(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def test_a_garbage_runs_folder_leaves_every_page_serving(garbage: Path) -> None:
 def test_run_json_cannot_name_the_report_or_the_logs(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     run_dir = write_run(runs, GOOD, json.dumps(record(GOOD, report="/etc/passwd", log="/etc/passwd")))
+
     def client() -> TestClient:  # a new app each time: a finished run's data is read once per app
         return TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
 
