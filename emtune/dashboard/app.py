@@ -54,6 +54,26 @@ from emtune.runs.local import Provenance
 log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).parent
+# Bodies as the OpenAPI document describes them (the handlers read them themselves, to answer 4xx in one line).
+START_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "source_run": {"type": "string", "description": "The run whose config to start from; else the defaults."},
+        "config": {"type": "object", "description": "Nested config sections merged over it."},
+        "overrides": {"type": "object", "description": "Dotted keys merged last, e.g. {'train.max_steps': 5}."},
+        "idempotency_key": {"type": "string", "description": "A repeat with the same key and body starts nothing."},
+    },
+}
+FORM_BODY = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def _body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+
+
+JSON_BODY = _body("application/json", START_BODY)
+FORM = _body("application/x-www-form-urlencoded", FORM_BODY)
 KEY_PARAMS = ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature")
 LIST_POLL_S = 3
 DETAIL_POLL_S = 2
@@ -223,7 +243,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             return RedirectResponse("/", status_code=303)
         return page(request, "login.html", error=None)
 
-    @app.post("/login")
+    @app.post("/login", openapi_extra=FORM)
     async def login(request: Request) -> Response:
         if settings.auth != "token":
             return RedirectResponse("/", status_code=303)
@@ -243,7 +263,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         auth.set_cookie(response, SESSION_COOKIE, auth.new_session(name), max_age=auth.session_s)
         return response
 
-    @app.post("/logout")
+    @app.post("/logout", openapi_extra=FORM)
     async def logout(request: Request) -> Response:
         await checked_form(request)
         auth.end_session(request.cookies.get(SESSION_COOKIE, ""))
@@ -304,7 +324,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         headers = {"Content-Security-Policy": REPORT_CSP, "X-Frame-Options": "SAMEORIGIN"}
         return FileResponse(data.report_html, media_type="text/html", headers=headers)
 
-    @app.post("/runs/{run_id}/stop")
+    @app.post("/runs/{run_id}/stop", openapi_extra=FORM)
     async def stop_run(request: Request, run_id: str) -> Response:
         await checked_form(request)
         await run_in_threadpool(launcher.stop, run_id)  # waits up to its grace period: not on the event loop
@@ -349,14 +369,14 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         diff = config_diff(source_config(source), result.config) if result.config else []
         return result, diff
 
-    @app.post("/runs/{run_id}/retrain/preview", response_class=HTMLResponse)
+    @app.post("/runs/{run_id}/retrain/preview", response_class=HTMLResponse, openapi_extra=FORM)
     async def retrain_preview(request: Request, run_id: str) -> Response:
         form = await checked_form(request)
         source = await run_in_threadpool(get_run, run_id)
         result, diff = await run_in_threadpool(judged_form, form, source)
         return page(request, "_review.html", errors=result.errors, diff=diff)
 
-    @app.post("/runs/{run_id}/retrain")
+    @app.post("/runs/{run_id}/retrain", openapi_extra=FORM)
     async def retrain(request: Request, run_id: str) -> Response:
         form = await checked_form(request)
         source = await run_in_threadpool(get_run, run_id)
@@ -390,7 +410,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         runs = [run for run in launcher.list_runs() if run.config is not None]
         return page(request, "schedules.html", schedules=launcher.list_schedules(), runs=runs, error=None)
 
-    @app.post("/schedules")
+    @app.post("/schedules", openapi_extra=FORM)
     async def create_schedule(request: Request) -> Response:
         form = await checked_form(request)
         source = await run_in_threadpool(get_run, form.get("source_run", ""))
@@ -404,7 +424,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         audit(current_user(request), "schedule-create", schedule=schedule_id, cron=repr(cron), source=source.run_id)
         return RedirectResponse("/schedules", status_code=303)
 
-    @app.post("/schedules/{schedule_id}/{action}")
+    @app.post("/schedules/{schedule_id}/{action}", openapi_extra=FORM)
     async def change_schedule(request: Request, schedule_id: str, action: str) -> Response:
         await checked_form(request)
         if action not in ("pause", "resume", "delete"):
@@ -436,7 +456,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             "checkpoints": [{"step": c.step, "uri": redact(c.uri)} for c in data.checkpoints],
         }
 
-    @app.post("/api/runs", status_code=201)
+    @app.post("/api/runs", status_code=201, openapi_extra=JSON_BODY)
     async def api_start(request: Request) -> Any:
         """Start a run: `{"source_run": id?, "config": {section: {...}}?, "overrides": {"a.b": v}?,
         "idempotency_key": str?}`; who asked and why (trigger "api") are the server's to record."""
@@ -463,7 +483,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         run_id = await run_in_threadpool(start_run, current_user(request), source, cfg, provenance, key, digest(sent))
         return {"run_id": run_id, "url": f"/runs/{run_id}"}
 
-    @app.post("/api/runs/{run_id}/stop")
+    @app.post("/api/runs/{run_id}/stop", openapi_extra=_body("application/json", {"type": "object"}))
     def api_stop(request: Request, run_id: str) -> Any:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return JSONResponse({"detail": "POST /api/runs/{id}/stop takes application/json"}, status_code=415)
