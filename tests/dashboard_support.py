@@ -150,7 +150,7 @@ class RecordingKfpClient:
 
     def list_pipeline_versions(self, pipeline_id: str, sort_by: str = "", page_size: int = 10) -> Any:
         self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
-        spec = (
+        spec: dict[str, Any] | None = (
             {"root": {"inputDefinitions": {"parameters": {name: {} for name in self.declared}}}}
             if self.declared
             else None

@@ -298,8 +298,10 @@ class LocalLauncher:
         if child is not None:
             return child.pid if child.poll() is None else None
         path = safe_file(self._run_dir(run_id), PID_FILE)
+        if path is None:
+            return None
         try:
-            recorded = json.loads(path.read_text(encoding="utf-8")) if path else None
+            recorded = json.loads(path.read_text(encoding="utf-8"))
             pid, start, cmdline = int(recorded["pid"]), str(recorded["start"]), list(map(str, recorded["cmdline"]))
         except (OSError, ValueError, TypeError, KeyError):
             return None

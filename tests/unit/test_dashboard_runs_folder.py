@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_run_json_cannot_name_the_report_or_the_logs(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def foreign_process() -> subprocess.Popen[bytes]:
+def foreign_process() -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(["sleep", "300"], start_new_session=True)
     yield process
     process.kill()
