@@ -46,6 +46,7 @@ from emtune.dashboard.forms import (
     redact,
 )
 from emtune.dashboard.launcher import UNREADABLE, Launcher, LaunchError, RunData, RunInfo, RunNotFound
+from emtune.dashboard.listing import RunQuery, select
 from emtune.dashboard.policy import PolicyError, RetrainPolicy
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
@@ -273,15 +274,19 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         return response
 
     # ------------------------------------------------------------------------------------ runs
+    def runs_list(request: Request, template: str) -> Response:
+        selected = select(launcher.list_runs(), RunQuery.from_params(request.query_params))
+        runs = [summary(run) for run in selected.runs]
+        return page(request, template, runs=runs, listing=selected, poll=any(r["active"] for r in runs),
+                    poll_s=LIST_POLL_S)  # fmt: skip
+
     @app.get("/", response_class=HTMLResponse)
     def runs_page(request: Request) -> Response:
-        runs = [summary(run) for run in launcher.list_runs()]
-        return page(request, "runs.html", runs=runs, poll=any(r["active"] for r in runs), poll_s=LIST_POLL_S)
+        return runs_list(request, "runs.html")
 
     @app.get("/runs/table", response_class=HTMLResponse)
     def runs_table(request: Request) -> Response:
-        runs = [summary(run) for run in launcher.list_runs()]
-        return page(request, "_runs_table.html", runs=runs, poll=any(r["active"] for r in runs), poll_s=LIST_POLL_S)
+        return runs_list(request, "_runs_table.html")
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> Response:
@@ -438,8 +443,12 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
 
     # ------------------------------------------------------------------------------------ JSON API
     @app.get("/api/runs")
-    def api_runs() -> list[dict[str, Any]]:
-        return [summary(run) for run in launcher.list_runs()]
+    def api_runs(request: Request) -> list[dict[str, Any]]:
+        """Runs, newest first; the list page's query parameters (status, q, sort, order, page, per_page) apply."""
+        params = request.query_params
+        if not any(name in params for name in ("status", "q", "sort", "order", "page", "per_page")):
+            return [summary(run) for run in launcher.list_runs()]
+        return [summary(run) for run in select(launcher.list_runs(), RunQuery.from_params(params)).runs]
 
     @app.get("/api/runs/{run_id}")
     def api_run(run_id: str) -> dict[str, Any]:

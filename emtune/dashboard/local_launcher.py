@@ -124,6 +124,8 @@ class LocalLauncher:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.python = python
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # runs started by this process
+        # Parsed configs by (path, mtime, size): validating a config costs milliseconds, and a list reads them all.
+        self._configs: dict[tuple[str, int, int], RunConfig | None] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------- runs
@@ -363,10 +365,7 @@ class LocalLauncher:
         for name in (REQUEST_FILE, CONFIG_FILE):
             path = safe_file(run_dir, name)
             if path is not None:
-                try:
-                    cfg = load_config(path)
-                except (EmtuneError, OSError, ValueError, RecursionError) as exc:
-                    log.warning("run %s: %s: %s", record.run_id, name, str(exc).splitlines()[0] if str(exc) else exc)
+                cfg = self._config(path)
                 break
         return RunInfo(
             run_id=record.run_id,
@@ -380,6 +379,26 @@ class LocalLauncher:
             image=None,
             error=record.error,
         )
+
+    def _config(self, path: Path) -> RunConfig | None:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        key = (str(path), info.st_mtime_ns, info.st_size)
+        with self._lock:
+            if key in self._configs:
+                return self._configs[key]
+        cfg = None
+        try:
+            cfg = load_config(path)
+        except (EmtuneError, OSError, ValueError, RecursionError) as exc:
+            log.warning("%s: %s", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        with self._lock:
+            if len(self._configs) > 10_000:
+                self._configs.clear()
+            self._configs[key] = cfg
+        return cfg
 
     @staticmethod
     def _store_prefixes(run_dir: Path) -> list[str]:

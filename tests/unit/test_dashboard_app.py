@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from emtune.dashboard.app import create_app
 from emtune.dashboard.settings import DashboardSettings
+from emtune.runs.local import Provenance
 
 pytest_plugins = ["dashboard_support"]
 
@@ -53,9 +54,9 @@ def test_runs_list_shows_status_params_best_step_and_provenance(
     assert "demo-arith: step 1 (60.0%)" in html and "demo-algebra: step 2 (30.0%)" in html
     assert "0.01" in html and "alice" in html and "manual" in html
     # Polling while a run is active, and none once every run has finished.
-    assert 'hx-get="/runs/table"' in html
+    assert 'hx-get="/runs/table?' in html
     launcher.runs["live"].status = "succeeded"
-    assert 'hx-get="/runs/table"' not in client.get("/runs/table").text
+    assert 'hx-get="/runs/table' not in client.get("/runs/table").text
 
 
 def test_detail_page_charts_carry_the_series(client: TestClient) -> None:
@@ -217,3 +218,24 @@ def test_a_running_run_shows_its_log_tail_and_reloads_once_when_it_ends(
     ended = client.get("/runs/live/live")
     assert ended.headers["HX-Refresh"] == "true"  # the page reloads with the final results, and polls no more
     assert 'hx-get="/runs/live/live"' not in client.get("/runs/live").text
+
+
+def test_runs_list_pages_sorts_and_filters(client: TestClient, launcher: RecordingLauncher) -> None:
+    for index in range(60):
+        launcher.add_run(f"r{index:02d}", tiny_config(), status=("failed", "succeeded")[index % 2],
+                         provenance=Provenance("api", f"user{index % 3}", None))  # fmt: skip
+    html = client.get("/").text
+    assert html.count('<tr data-run-id="') == 50 and 'data-total="62"' in html and 'data-pages="2"' in html
+    second = client.get("/?page=2").text
+    assert second.count('<tr data-run-id="') == 12
+    failed = client.get("/?status=failed&q=user1&per_page=100").text
+    ids = re.findall(r'<tr data-run-id="([^"]+)"', failed)
+    assert ids and all(launcher.runs[i].status == "failed" and launcher.runs[i].provenance.requested_by == "user1"
+                       for i in ids)  # fmt: skip
+    ascending = re.findall(r'<tr data-run-id="([^"]+)"', client.get("/?sort=run_id&order=asc&per_page=25").text)
+    assert ascending == sorted(ascending) and ascending[0] == "base"
+    # Malformed query values fall back to defaults: the list always shows.
+    assert client.get("/?page=x&per_page=7&sort=__class__").status_code == 200
+    assert [r["run_id"] for r in client.get("/api/runs?per_page=25&page=3").json()] == [
+        run.run_id for run in launcher.list_runs()[50:62]
+    ]
