@@ -76,6 +76,7 @@ def _body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
 JSON_BODY = _body("application/json", START_BODY)
 FORM = _body("application/x-www-form-urlencoded", FORM_BODY)
 KEY_PARAMS = ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature")
+COMMON_KEYS = (*KEY_PARAMS, "data.text")  # the retrain form's short part
 LIST_POLL_S = 3
 DETAIL_POLL_S = 2
 MAX_JSON_BYTES = 256 * 1024
@@ -302,7 +303,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             charts=charts.run_charts(data.training, data.evaluations),
             checkpoints=data.checkpoints,
             has_report=data.report_html is not None,
-            log_tail=redact(launcher.log_tail(run_id)) if run.active else "",
+            log_tail=redact(launcher.log_tail(run_id)),
             poll_s=DETAIL_POLL_S,
         )
 
@@ -320,6 +321,16 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             log_tail=redact(launcher.log_tail(run_id)),
             poll_s=DETAIL_POLL_S,
         )
+
+    @app.get("/runs/{run_id}/curves", response_class=HTMLResponse)
+    def run_curves(request: Request, run_id: str) -> Response:
+        """The curves as they stand: polled while the run trains (metrics.jsonl grows step by step)."""
+        run = get_run(run_id)
+        data = finished.data(launcher, run)
+        response = page(request, "_curves.html", charts=charts.run_charts(data.training, data.evaluations))
+        if not run.active:
+            response.headers["HX-Refresh"] = "true"  # finished: the page reloads once with its final state
+        return response
 
     @app.get("/runs/{run_id}/report")
     def run_report(run_id: str) -> Response:
@@ -340,12 +351,19 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
     def retrain_page(
         request: Request, source: RunInfo, values: dict[str, str], errors: dict[str, str], key: str, status: int = 200
     ) -> Response:
+        """The short form: the few parameters people change first, every other allowed key under "more"."""
+        fields = form_fields()
+        more = [field for field in fields if field.key not in COMMON_KEYS and policy.allows(field.key)]
         return page(
             request,
             "retrain.html",
             status_code=status,
             source=source,
-            sections=_by_section(form_fields()),
+            common=[field for field in fields if field.key in COMMON_KEYS and policy.allows(field.key)],
+            common_keys=COMMON_KEYS,
+            sections=_by_section(more),
+            more_count=len(more),
+            fixed=sorted({field.section for field in fields if not policy.allows(field.key)}),
             values=values,
             errors=errors,
             advanced=values.get(ADVANCED, ""),
@@ -407,7 +425,15 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         series = [(run.run_id, data.training, data.evaluations) for run, data in zip(runs, datas, strict=True)]
         configs = [run.config for run in runs if run.config is not None]
         diff = multi_diff(configs) if len(configs) == len(runs) else []
-        return page(request, "compare.html", runs=runs, charts=charts.compare_charts(series), diff=diff)
+        bests = [charts.best_steps(charts.results_table(data.evaluations)) for data in datas]
+        benchmarks = sorted({name for best in bests for name in best})
+        metrics = [
+            (name, [best.get(name) for best in bests]) for name in benchmarks
+        ]  # per benchmark: (best step, accuracy) per run, or None
+        final_entropy = [data.training[-1].get("entropy") if data.training else None for data in datas]
+        eval_differs = [key for key, _ in diff if key.startswith("eval.")]
+        return page(request, "compare.html", runs=runs, charts=charts.compare_charts(series), diff=diff,
+                    metrics=metrics, final_entropy=final_entropy, eval_differs=eval_differs)  # fmt: skip
 
     # ------------------------------------------------------------------------------------ schedules
     @app.get("/schedules", response_class=HTMLResponse)

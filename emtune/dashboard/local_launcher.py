@@ -227,9 +227,10 @@ class LocalLauncher:
             save_record(record)
 
     def log_tail(self, run_id: str, lines: int = 200) -> str:
-        """The end of the run's full log, or of the command's output while the run has none (it failed early)."""
+        """The end of the run's task-level output (what `emtune pipeline run --local` prints: a line per task and
+        step), else of kfp.local's full log (a run started elsewhere)."""
         run_dir = self._run_dir(run_id)
-        path = next((p for p in (safe_file(run_dir, LOG_FILE), safe_file(run_dir, CONSOLE_FILE)) if p), None)
+        path = next((p for p in (safe_file(run_dir, CONSOLE_FILE), safe_file(run_dir, LOG_FILE)) if p), None)
         if path is None:
             return ""
         with path.open("rb") as handle:

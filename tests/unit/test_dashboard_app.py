@@ -239,3 +239,31 @@ def test_runs_list_pages_sorts_and_filters(client: TestClient, launcher: Recordi
     assert [r["run_id"] for r in client.get("/api/runs?per_page=25&page=3").json()] == [
         run.run_id for run in launcher.list_runs()[50:62]
     ]
+
+
+def test_compare_has_a_metrics_table_and_warns_when_eval_settings_differ(
+    client: TestClient, launcher: RecordingLauncher
+) -> None:
+    html = client.get("/compare?run=base&run=other").text
+    assert 'data-metric="demo-arith"' in html and "60.0% (step 1)" in html
+    assert 'data-metric="final-entropy"' in html and "4.500" in html
+    assert 'id="eval-warning"' not in html  # same eval settings
+    launcher.add_run("fewer", tiny_config(**{"eval.limit": 3}), data=sample_data())
+    warned = client.get("/compare?run=base&run=fewer").text
+    assert 'id="eval-warning"' in warned and "eval.limit" in warned
+
+
+def test_the_retrain_form_leads_with_the_common_parameters(tmp_path: Path, launcher: RecordingLauncher) -> None:
+    html = (
+        TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher), base_url=BASE_URL)
+        .get("/runs/base/retrain")
+        .text
+    )
+    common = html[html.index('id="common-fields"') : html.index('id="more-fields"')]
+    for key in ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature", "data.text"):
+        assert f'name="{key}"' in common, key
+    for key in ("model.trust_remote_code", "store.uri", "data.source", "model.path"):
+        assert f'name="{key}"' not in html, key  # outside the policy: no input at all
+    assert 'name="eval.limit"' in html[html.index('id="more-fields"') :]
+    widened = create_app(DashboardSettings(runs_dir=tmp_path, retrain_allow=["data.source"]), launcher)
+    assert 'name="data.source"' in TestClient(widened, base_url=BASE_URL).get("/runs/base/retrain").text
