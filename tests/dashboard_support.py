@@ -71,7 +71,7 @@ class RecordingLauncher:
             run_id=run_id,
             name=cfg.run.name,
             status=status,
-            created_at=f"2026-11-27T07:{len(self.runs):02d}:00+00:00",
+            created_at=f"2026-11-27T{7 + len(self.runs) // 60:02d}:{len(self.runs) % 60:02d}:00+00:00",
             finished_at=None if status in ("starting", "running") else "2026-11-27T08:00:00+00:00",
             provenance=provenance or Provenance("manual", "alice", None),
             config=cfg,
