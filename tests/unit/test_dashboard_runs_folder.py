@@ -4,6 +4,8 @@ crafted records (no pipeline runs here: the folders are written by the test)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,3 +151,29 @@ def test_stop_never_signals_a_process_the_launcher_did_not_start(
     response = client.post(f"/api/runs/{GOOD}/stop", json={})
     assert response.status_code == 400 and "not started by a dashboard" in response.json()["detail"]
     assert foreign_process.poll() is None
+
+
+def test_curves_grow_while_metrics_jsonl_grows_and_the_log_shows_task_lines(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, GOOD, json.dumps(record(GOOD, status="running", pid=os.getpid())))
+    (run_dir / "train").mkdir()
+    metrics = run_dir / "train" / "metrics.jsonl"
+    (run_dir / "console.log").write_text("local pipeline run x\n  prep started\n  prep succeeded in 1.0 s\n")
+    (run_dir / "pipeline.log").write_text('{"executor": "json"}\n')
+    client = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+
+    def entropy_steps() -> list[int]:
+        html = client.get(f"/runs/{GOOD}/curves").text
+        blocks = re.findall(r'<script type="application/json" class="chart-data">(.*?)</script>', html, re.S)
+        charts = {chart["id"]: chart for chart in map(json.loads, blocks)}
+        return list(charts["entropy"]["x"]) if "entropy" in charts else []
+
+    assert entropy_steps() == []
+    metrics.write_text('{"step": 1, "entropy": 6.0}\n')
+    assert entropy_steps() == [1]
+    with metrics.open("a") as handle:
+        handle.write('{"step": 2, "entropy": 5.5}\n{"step": 3, "entr')  # the last line half-written
+    assert entropy_steps() == [1, 2]
+    page = client.get(f"/runs/{GOOD}").text
+    assert "prep succeeded in 1.0 s" in page and '"executor"' not in page
+    assert 'hx-get="/runs/' + GOOD + '/curves"' in page
