@@ -105,6 +105,18 @@ class RecordingLauncher:
             raise LaunchError(f"run {run_id!r} is {run.status}, not running")
         run.status = "stopped"
 
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        self.calls.append(("set_archived", (run_id, archived)))
+        self.get_run(run_id).archived = archived
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        self.calls.append(("set_tags", (run_id, tags)))
+        self.get_run(run_id).tags = tags
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        self.calls.append(("delete", (run_id, with_store)))
+        del self.runs[self.get_run(run_id).run_id]
+
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         return self.logs.get(run_id, "")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -80,6 +81,8 @@ COMMON_KEYS = (*KEY_PARAMS, "data.text")  # the retrain form's short part
 LIST_POLL_S = 3
 DETAIL_POLL_S = 2
 MAX_JSON_BYTES = 256 * 1024
+TAG = re.compile(r"[A-Za-z0-9._-]{1,32}")
+MAX_TAGS = 20
 # A report comes from a run folder or the store (which pods write): it runs in an opaque origin, with no script.
 REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
@@ -190,6 +193,8 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             "finished_at": run.finished_at,
             "error": redact(run.error),
             "url": run.url,
+            "tags": run.tags,
+            "archived": run.archived,
         }
 
     def get_run(run_id: str) -> RunInfo:
@@ -346,6 +351,38 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         await run_in_threadpool(launcher.stop, run_id)  # waits up to its grace period: not on the event loop
         audit(current_user(request), "stop", run=run_id)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/archive", openapi_extra=FORM)
+    async def archive_run(request: Request, run_id: str) -> Response:
+        form = await checked_form(request)
+        archived = form.get("archived", "true") == "true"
+        await run_in_threadpool(launcher.set_archived, run_id, archived)
+        audit(current_user(request), "archive" if archived else "unarchive", run=run_id)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/tags", openapi_extra=FORM)
+    async def tag_run(request: Request, run_id: str) -> Response:
+        form = await checked_form(request)
+        tags = list(dict.fromkeys(tag.strip() for tag in form.get("tags", "").split(",") if tag.strip()))
+        bad = [tag for tag in tags if not TAG.fullmatch(tag)]
+        if bad or len(tags) > MAX_TAGS:
+            raise LaunchError(
+                f"tags {', '.join(map(repr, bad[:3])) or len(tags)} not allowed: at most {MAX_TAGS} tags of "
+                "letters, digits and ._- (up to 32 characters), comma-separated"
+            )
+        await run_in_threadpool(launcher.set_tags, run_id, tags)
+        audit(current_user(request), "tag", run=run_id, tags=",".join(tags))
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/delete", openapi_extra=FORM)
+    async def delete_run(request: Request, run_id: str) -> Response:
+        form = await checked_form(request)
+        if form.get("confirm", "").strip() != run_id:
+            raise LaunchError(f"to delete run {run_id!r}, type its id in the confirmation field")
+        with_store = form.get("with_store") == "true"
+        await run_in_threadpool(launcher.delete, run_id, with_store)
+        audit(current_user(request), "delete", run=run_id, with_store=with_store)
+        return RedirectResponse("/", status_code=303)
 
     # ------------------------------------------------------------------------------------ retrain
     def retrain_page(

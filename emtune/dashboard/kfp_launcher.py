@@ -115,6 +115,25 @@ class KfpLauncher:
             raise LaunchError(f"run {run_id!r} is {run.status}, not running; only a running run can be stopped")
         self.client.terminate_run(run_id)
 
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        if archived:
+            self.client.archive_run(run_id)
+        else:
+            self.client.unarchive_run(run_id)
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        raise LaunchError("KFP runs have no tags; name the run or use its experiment instead")
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        if with_store:
+            raise LaunchError(
+                "the dashboard does not delete a KFP run's checkpoints; delete the run alone, then its "
+                "<store>/<run id> prefix with your store's tools"
+            )
+        if self.get_run(run_id).active:
+            raise LaunchError(f"run {run_id!r} is still running; stop it before deleting it")
+        self.client.delete_run(run_id)
+
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         return ""  # step logs live with the pods; the run's KFP page shows them
 
@@ -260,6 +279,7 @@ class KfpLauncher:
             image=_images(run.pipeline_spec),
             error=error,
             url=f"{self.host}/#/runs/details/{run.run_id}",
+            archived=str(getattr(run, "storage_state", "") or "").upper() == "ARCHIVED",
         )
 
     @staticmethod

@@ -39,6 +39,8 @@ class RunInfo:
     image: str | None = None
     error: str | None = None
     url: str | None = None  # the run in the backend's own UI, where it has one
+    tags: list[str] = field(default_factory=list)
+    archived: bool = False
 
     @property
     def active(self) -> bool:
@@ -86,6 +88,16 @@ class Launcher(Protocol):
         ...
 
     def stop(self, run_id: str) -> None: ...
+
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        """Hide a finished run from the default list (or show it again); nothing is deleted."""
+        ...
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None: ...
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        """Delete a finished run; its checkpoints in the store only when `with_store`."""
+        ...
 
     def log_tail(self, run_id: str, lines: int = 200) -> str: ...
 

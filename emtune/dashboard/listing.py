@@ -25,6 +25,7 @@ class RunQuery:
     descending: bool = True
     page: int = 1
     per_page: int = 50
+    archived: bool = False  # include archived runs
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> RunQuery:
@@ -38,13 +39,14 @@ class RunQuery:
             descending=params.get("order", "desc") != "asc",
             page=max(1, _int(params.get("page"), 1)),
             per_page=per_page if per_page in PER_PAGE else 50,
+            archived=params.get("archived") == "1",
         )
 
     def url(self, **changes: object) -> str:
         """This query's URL with some parts changed (a page link, a column's sort link)."""
         order = "desc" if self.descending else "asc"
         values: dict[str, object] = {"status": self.status, "q": self.text, "sort": self.sort, "order": order}
-        values.update(page=self.page, per_page=self.per_page)
+        values.update(page=self.page, per_page=self.per_page, archived="1" if self.archived else "")
         values.update(changes)
         return "?" + urlencode({key: value for key, value in values.items() if value not in ("", None)})
 
@@ -64,19 +66,21 @@ def select(runs: list[RunInfo], query: RunQuery) -> RunPage:
     matching = [
         run
         for run in runs
-        if (not query.status or run.status == query.status)
+        if (query.archived or not run.archived)
+        and (not query.status or run.status == query.status)
         and (not text or any(text in (value or "").lower() for value in _searchable(run)))
     ]
     matching.sort(key=lambda run: (str(getattr(run, query.sort) or ""), run.run_id), reverse=query.descending)
     pages = max(1, ceil(len(matching) / query.per_page))
     page = min(query.page, pages)
     start = (page - 1) * query.per_page
-    shown = RunQuery(query.status, query.text, query.sort, query.descending, page, query.per_page)
+    shown = RunQuery(query.status, query.text, query.sort, query.descending, page, query.per_page, query.archived)
     return RunPage(matching[start : start + query.per_page], len(matching), pages, shown, statuses)
 
 
 def _searchable(run: RunInfo) -> tuple[str | None, ...]:
-    return (run.run_id, run.name, run.provenance.requested_by, run.provenance.trigger, run.provenance.parent_run)
+    provenance = run.provenance
+    return (run.run_id, run.name, provenance.requested_by, provenance.trigger, provenance.parent_run, *run.tags)
 
 
 def _int(value: str | None, default: int) -> int:

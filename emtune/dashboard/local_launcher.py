@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -51,10 +52,11 @@ from emtune.store import split_step_uri
 log = logging.getLogger(__name__)
 
 CONSOLE_FILE = "console.log"
+MARKS_FILE = "dashboard.json"  # the dashboard's own marks on a run: tags, archived (display only)
 PID_FILE = "pipeline.pid"
 STOP_GRACE_S = 15.0
 MAX_RECORD_BYTES = 1024 * 1024
-REPORT_GLOB = "pipeline_root/*/report/Output/report.html"  # the report task's output (kfp.local's layout)
+REPORT_GLOB = "pipeline_root/*/report/*/report.html"  # the report task's folder output (kfp.local's layout)
 
 
 class UnreadableRun(EmtuneError):
@@ -265,6 +267,48 @@ class LocalLauncher:
                 return str(path)
         return None
 
+    # ------------------------------------------------------------------------------------- housekeeping
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        self._finished_only(run_id, "archived")
+        self._save_marks(run_id, {**self._marks(self._run_dir(run_id)), "archived": archived})
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        self._record(run_id)
+        self._save_marks(run_id, {**self._marks(self._run_dir(run_id)), "tags": tags})
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        """Remove the run folder; without `with_store` its `store/` (the checkpoints) stays where it was, so the
+        folder is no longer a run but keeps what was pushed."""
+        self._finished_only(run_id, "deleted")
+        run_dir = self._run_dir(run_id)
+        for entry in list(run_dir.iterdir()):
+            if entry.name == "store" and not with_store:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if with_store:
+            run_dir.rmdir()
+        log.info("deleted local run %s (%s)", run_id, "with its store" if with_store else "store kept")
+
+    def _finished_only(self, run_id: str, what: str) -> None:
+        record = self._settle(self._record(run_id))
+        if record.status in ACTIVE:
+            raise LaunchError(f"run {run_id!r} is {record.status}; stop it before it can be {what}")
+
+    @staticmethod
+    def _marks(run_dir: Path) -> dict[str, Any]:
+        path = safe_file(run_dir, MARKS_FILE)
+        try:
+            marks = json.loads(path.read_text(encoding="utf-8")) if path else {}
+        except (OSError, ValueError):
+            return {}
+        return marks if isinstance(marks, dict) else {}
+
+    def _save_marks(self, run_id: str, marks: dict[str, Any]) -> None:
+        atomic_write_text(self._run_dir(run_id) / MARKS_FILE, json.dumps(marks))
+
     # --------------------------------------------------------------------------------------- schedules
     def list_schedules(self) -> list[Schedule]:
         return []
@@ -362,6 +406,9 @@ class LocalLauncher:
 
     def _info(self, record: RunRecord) -> RunInfo:
         run_dir = Path(record.run_dir)
+        marks = self._marks(run_dir)
+        if not isinstance(marks.get("tags", []), list):
+            marks["tags"] = []
         cfg = None
         for name in (REQUEST_FILE, CONFIG_FILE):
             path = safe_file(run_dir, name)
@@ -379,6 +426,8 @@ class LocalLauncher:
             pipeline_version=f"local (config {record.config_hash})",
             image=None,
             error=record.error,
+            tags=[str(tag) for tag in marks.get("tags", []) if isinstance(tag, str)][:20],
+            archived=marks.get("archived") is True,
         )
 
     def _config(self, path: Path) -> RunConfig | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboard_support import BASE_URL, tiny_config
+from dashboard_support import BASE_URL, csrf_of, tiny_config
 from fastapi.testclient import TestClient
 
 from emtune.config import dump_config
@@ -177,3 +177,40 @@ def test_curves_grow_while_metrics_jsonl_grows_and_the_log_shows_task_lines(tmp_
     page = client.get(f"/runs/{GOOD}").text
     assert "prep succeeded in 1.0 s" in page and '"executor"' not in page
     assert 'hx-get="/runs/' + GOOD + '/curves"' in page
+
+
+def test_tags_archive_and_delete_with_confirmation(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, GOOD, json.dumps(record(GOOD)))
+    (run_dir / "store" / "x" / "step-1").mkdir(parents=True)
+    (run_dir / "store" / "x" / "step-1" / "model.safetensors").write_bytes(b"w")
+    other = write_run(runs, "20260101-000001-other0", json.dumps(record("x")))
+    client = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+    token = csrf_of(client.get("/").text)
+    assert (
+        client.post(f"/runs/{GOOD}/tags", data={"csrf_token": token, "tags": "baseline, lr-sweep"}).status_code == 200
+    )
+    assert client.post(f"/runs/{GOOD}/tags", data={"csrf_token": token, "tags": "<script>"}).status_code == 400
+    assert client.get(f"/api/runs/{GOOD}").json()["tags"] == ["baseline", "lr-sweep"]
+    assert GOOD in client.get("/?q=lr-sweep").text
+    client.post(f"/runs/{GOOD}/archive", data={"csrf_token": token, "archived": "true"})
+    assert f'data-run-id="{GOOD}"' not in client.get("/").text  # hidden from the default list
+    assert f'data-run-id="{GOOD}"' in client.get("/?archived=1").text
+    # Delete needs the run id typed back; without the box the checkpoints stay.
+    refused = client.post(f"/runs/{GOOD}/delete", data={"csrf_token": token, "confirm": "yes"})
+    assert refused.status_code == 400 and run_dir.joinpath("run.json").exists()
+    client.post(f"/runs/{GOOD}/delete", data={"csrf_token": token, "confirm": GOOD})
+    assert not (run_dir / "run.json").exists() and (run_dir / "store" / "x" / "step-1" / "model.safetensors").exists()
+    assert [run["run_id"] for run in client.get("/api/runs").json()] == [other.name]
+    client.post(f"/runs/{other.name}/delete", data={"csrf_token": token, "confirm": other.name, "with_store": "true"})
+    assert not other.exists()
+
+
+def test_a_running_run_cannot_be_deleted_or_archived(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    write_run(runs, GOOD, json.dumps(record(GOOD, status="running", pid=os.getpid())))
+    launcher = LocalLauncher(runs)
+    for action in (lambda: launcher.delete(GOOD, False), lambda: launcher.set_archived(GOOD, True)):
+        with pytest.raises(LaunchError, match="stop it before"):
+            action()
+    assert (runs / GOOD / "run.json").exists()
