@@ -120,6 +120,9 @@ class RecordingLauncher:
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         return self.logs.get(run_id, "")
 
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        return {}
+
     def run_data(self, run: RunInfo) -> RunData:
         return self.data[run.run_id]
 

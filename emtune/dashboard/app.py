@@ -307,6 +307,7 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
             params=[(key, redact(value)) for key, value in values.items()],
             charts=charts.run_charts(data.training, data.evaluations),
             checkpoints=data.checkpoints,
+            checkpoint_files={c.step: launcher.checkpoint_files(run_id, c.step) for c in data.checkpoints},
             has_report=data.report_html is not None,
             log_tail=redact(launcher.log_tail(run_id)),
             poll_s=DETAIL_POLL_S,
@@ -336,6 +337,14 @@ def create_app(settings: DashboardSettings, launcher: Launcher | None = None) ->
         if not run.active:
             response.headers["HX-Refresh"] = "true"  # finished: the page reloads once with its final state
         return response
+
+    @app.get("/runs/{run_id}/checkpoints/{step}/{name}")
+    def checkpoint_file(run_id: str, step: int, name: str) -> Response:
+        """One file of a checkpoint in a file:// store, as a download."""
+        path = launcher.checkpoint_files(run_id, step).get(name)
+        if path is None:
+            raise HTTPException(404, f"run {run_id!r} has no downloadable file {name!r} at step {step}")
+        return FileResponse(path, filename=name, media_type="application/octet-stream")
 
     @app.get("/runs/{run_id}/report")
     def run_report(run_id: str) -> Response:

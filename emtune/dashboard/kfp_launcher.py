@@ -115,6 +115,9 @@ class KfpLauncher:
             raise LaunchError(f"run {run_id!r} is {run.status}, not running; only a running run can be stopped")
         self.client.terminate_run(run_id)
 
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        return {}  # an S3 store: its URI is the link (copy it); the dashboard serves no object-store files
+
     def set_archived(self, run_id: str, archived: bool) -> None:
         if archived:
             self.client.archive_run(run_id)

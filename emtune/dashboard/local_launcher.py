@@ -28,6 +28,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from emtune.config import RunConfig, dump_config, load_config
 from emtune.dashboard.launcher import ACTIVE, UNREADABLE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
@@ -266,6 +268,17 @@ class LocalLauncher:
             if safe_file(run_dir, *relative):
                 return str(path)
         return None
+
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        """A step's files in the run's own store (regular files only, reached through no symlink)."""
+        run_dir = self._run_dir(run_id)
+        for prefix in self._store_prefixes(run_dir):
+            folder = Path(url2pathname(urlsplit(f"{prefix}/step-{step}").path))
+            relative = folder.relative_to(run_dir.resolve()).parts if folder.is_relative_to(run_dir.resolve()) else ()
+            if relative and not folder.is_symlink() and folder.is_dir():
+                files = {entry.name: safe_file(run_dir.resolve(), *relative, entry.name) for entry in folder.iterdir()}
+                return {name: str(path) for name, path in sorted(files.items()) if path}
+        return {}
 
     # ------------------------------------------------------------------------------------- housekeeping
     def set_archived(self, run_id: str, archived: bool) -> None:

@@ -214,3 +214,27 @@ def test_a_running_run_cannot_be_deleted_or_archived(tmp_path: Path) -> None:
         with pytest.raises(LaunchError, match="stop it before"):
             action()
     assert (runs / GOOD / "run.json").exists()
+
+
+def test_checkpoint_files_of_the_runs_own_store_download(tmp_path: Path) -> None:
+    from emtune.config.store import StoreConfig
+    from emtune.store import open_store
+
+    runs = tmp_path / "runs"
+    run_dir = write_run(runs, GOOD, json.dumps(record(GOOD)))
+    step = tmp_path / "step"
+    step.mkdir()
+    (step / "model.safetensors").write_bytes(b"weights")
+    store_uri = (run_dir / "store" / "dash").resolve().as_uri()
+    open_store(store_uri, StoreConfig()).push(step, 1, run_id=GOOD, config_hash="h", metrics={"entropy": 3.0})
+    client = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+    page = client.get(f"/runs/{GOOD}").text
+    assert f'href="/runs/{GOOD}/checkpoints/1/model.safetensors"' in page and 'class="copy"' in page
+    download = client.get(f"/runs/{GOOD}/checkpoints/1/model.safetensors")
+    assert download.content == b"weights" and "attachment" in download.headers["content-disposition"]
+    for name in ("../../run.json", "nope", "..%2F..%2Frun.json"):
+        assert client.get(f"/runs/{GOOD}/checkpoints/1/{name}").status_code == 404, name
+    # A symlink planted in the step folder is not served.
+    (run_dir / "store" / "dash" / "step-1" / "passwd").symlink_to("/etc/passwd")
+    fresh = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
+    assert fresh.get(f"/runs/{GOOD}/checkpoints/1/passwd").status_code == 404

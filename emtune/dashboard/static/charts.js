@@ -62,6 +62,14 @@
     }
   });
 
+  // Copy a checkpoint's store URI.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest ? event.target.closest("button.copy") : null;
+    if (button && navigator.clipboard) {
+      navigator.clipboard.writeText(button.dataset.copy).then(function () { button.textContent = "copied"; });
+    }
+  });
+
   drawAll();
   const box = logBox();
   if (box) { box.scrollTop = box.scrollHeight; }
