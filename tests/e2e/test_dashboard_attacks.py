@@ -42,7 +42,7 @@ def attacker_site(pages: dict[str, str]) -> Iterator[str]:
     """Another origin on this machine (127.0.0.1, another port) serving the attacker's pages."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802  # http.server's name
+        def do_GET(self) -> None:  # http.server's name
             body = pages.get(self.path.split("?")[0], "").encode()
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")
