@@ -96,7 +96,7 @@ def test_a_csrf_token_from_another_session_is_refused(tmp_path: Path) -> None:
     """Cookie tossing: a token (and even the csrf cookies) planted from elsewhere do not match this session."""
     client, launcher = make(tmp_path)
     launcher.add_run("live", tiny_config(), status="running")
-    other, _ = make(tmp_path)
+    other = TestClient(client.app, base_url=BASE_URL)  # another browser on the same server
     foreign_token = csrf_of(other.get("/").text)
     client.get("/")
     assert client.post("/runs/live/stop", data={"csrf_token": foreign_token}).status_code == 403
