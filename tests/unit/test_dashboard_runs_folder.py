@@ -238,3 +238,13 @@ def test_checkpoint_files_of_the_runs_own_store_download(tmp_path: Path) -> None
     (run_dir / "store" / "dash" / "step-1" / "passwd").symlink_to("/etc/passwd")
     fresh = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
     assert fresh.get(f"/runs/{GOOD}/checkpoints/1/passwd").status_code == 404
+
+
+def test_the_local_launcher_owns_the_store(tmp_path: Path) -> None:
+    """A source config (read from a run folder) naming a store elsewhere still writes into the run's own folder."""
+    from emtune.config import load_config
+    from emtune.runs.local import Provenance
+
+    launcher = LocalLauncher(tmp_path / "runs", python="true")  # `true -m emtune ...`: starts and exits at once
+    run_id = launcher.start(tiny_config(**{"store.uri": "file:///anywhere"}), Provenance("api", "eve", None))
+    assert load_config(tmp_path / "runs" / run_id / "request.yaml").store.uri is None
