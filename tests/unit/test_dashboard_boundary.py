@@ -356,3 +356,35 @@ def test_what_users_send_cannot_forge_audit_lines(tmp_path: Path, caplog: pytest
         assert client.get("/api/runs", headers=bad).status_code == 401  # not printable: no identity
     (line,) = [r.getMessage() for r in caplog.records if "action=start " in r.getMessage()]
     assert line.startswith('user="eve action=delete run=all" action=start')
+
+
+def test_a_slow_stop_does_not_block_other_requests(tmp_path: Path) -> None:
+    """Stopping waits for the process (up to its grace period) off the event loop: the server keeps answering."""
+    import threading
+
+    import httpx
+    from dashboard_support import serve
+
+    release = threading.Event()
+
+    class SlowStop(RecordingLauncher):
+        def stop(self, run_id: str) -> None:
+            release.wait(30)  # a run that ignores SIGTERM
+            super().stop(run_id)
+
+    launcher = SlowStop()
+    launcher.add_run("live", tiny_config(), status="running")
+    with serve(create_app(DashboardSettings(runs_dir=tmp_path), launcher)) as url:
+        with httpx.Client(base_url=url) as http:
+            page = http.get("/")
+            stopping = threading.Thread(
+                target=lambda: http.post("/runs/live/stop", data={"csrf_token": csrf_of(page.text)}, timeout=60)
+            )
+            stopping.start()
+            try:
+                assert httpx.get(f"{url}/api/runs", timeout=10).status_code == 200  # answered while stop waits
+                assert launcher.runs["live"].status == "running"
+            finally:
+                release.set()
+                stopping.join(timeout=60)
+    assert launcher.runs["live"].status == "stopped"
