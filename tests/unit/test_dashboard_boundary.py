@@ -374,17 +374,16 @@ def test_a_slow_stop_does_not_block_other_requests(tmp_path: Path) -> None:
 
     launcher = SlowStop()
     launcher.add_run("live", tiny_config(), status="running")
-    with serve(create_app(DashboardSettings(runs_dir=tmp_path), launcher)) as url:
-        with httpx.Client(base_url=url) as http:
-            page = http.get("/")
-            stopping = threading.Thread(
-                target=lambda: http.post("/runs/live/stop", data={"csrf_token": csrf_of(page.text)}, timeout=60)
-            )
-            stopping.start()
-            try:
-                assert httpx.get(f"{url}/api/runs", timeout=10).status_code == 200  # answered while stop waits
-                assert launcher.runs["live"].status == "running"
-            finally:
-                release.set()
-                stopping.join(timeout=60)
+    with serve(create_app(DashboardSettings(runs_dir=tmp_path), launcher)) as url, httpx.Client(base_url=url) as http:
+        page = http.get("/")
+        stopping = threading.Thread(
+            target=lambda: http.post("/runs/live/stop", data={"csrf_token": csrf_of(page.text)}, timeout=60)
+        )
+        stopping.start()
+        try:
+            assert httpx.get(f"{url}/api/runs", timeout=10).status_code == 200  # answered while stop waits
+            assert launcher.runs["live"].status == "running"
+        finally:
+            release.set()
+            stopping.join(timeout=60)
     assert launcher.runs["live"].status == "stopped"
