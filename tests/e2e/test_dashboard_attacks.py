@@ -194,6 +194,7 @@ def test_the_retrain_policy_holds_in_the_page(browser: Any, tmp_path: Path, kind
     with serve(create_app(settings, launcher)) as url:
         page = new_page(browser)
         page.goto(f"{url}/runs/{source}/retrain")
+        page.locator("#more-fields > summary").click()
         page.locator("summary", has_text="advanced").click()
         page.locator('textarea[name="advanced"]').fill("model: {trust_remote_code: true}")
         page.locator("#start-button").click()

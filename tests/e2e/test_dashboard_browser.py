@@ -61,6 +61,8 @@ def test_list_detail_retrain_compare_with_real_local_runs(browser: Any, finished
             marked = [value for value in values if value is not None]
             assert len(marked) == (1 if label.endswith(" best") else 3), label
         assert page.locator("table.checkpoints tr").count() == 3  # header + steps 1 and 2
+        # The report shows in its sandboxed frame (its own origin, no script), with its plots.
+        page.frame_locator("iframe.report").locator("img").first.wait_for()
         screenshot(page, "run")
 
         # Retrain with an invalid value: the field's error inline, and no run started.
