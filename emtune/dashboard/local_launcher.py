@@ -31,10 +31,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from emtune.config import RunConfig, dump_config, load_config
+import yaml
+
+from emtune.config import RunConfig, dump_config, validate_config
+from emtune.dashboard.forms import load_yaml
 from emtune.dashboard.launcher import ACTIVE, UNREADABLE, LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.dashboard.rundata import evaluations_under, store_checkpoints
-from emtune.errors import EmtuneError
+from emtune.errors import ConfigError, EmtuneError
 from emtune.fsutil import atomic_write_text
 from emtune.report.collect import training_rows
 from emtune.runs.local import (
@@ -453,9 +456,12 @@ class LocalLauncher:
             if key in self._configs:
                 return self._configs[key]
         cfg = None
-        try:
-            cfg = load_config(path)
-        except (EmtuneError, OSError, ValueError, RecursionError) as exc:
+        try:  # a run folder's YAML is not trusted: bounded, no aliases
+            data = load_yaml(path.read_text(encoding="utf-8"), max_chars=MAX_RECORD_BYTES)
+            if not isinstance(data, dict):
+                raise ConfigError(f"holds a {type(data).__name__}, not a mapping of sections")
+            cfg = validate_config(data)
+        except (EmtuneError, OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
             log.warning("%s: %s", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         with self._lock:
             if len(self._configs) > 10_000:

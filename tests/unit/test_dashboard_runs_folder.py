@@ -53,6 +53,9 @@ def garbage(tmp_path: Path) -> Path:
     write_run(runs, "20260101-000007-deep00", "[" * 50_000 + "]" * 50_000)
     write_run(runs, "20260101-000008-badcfg", json.dumps(record("x")), config=False)
     (runs / "20260101-000008-badcfg" / "request.yaml").write_text("model: [unclosed")
+    bomb = write_run(runs, "20260101-000010-bomb00", json.dumps(record("x")), config=False)
+    layers = "".join(f"l{i + 1}: &l{i + 1} [{', '.join([f'*l{i}'] * 9)}]\n" for i in range(12))
+    (bomb / "request.yaml").write_text("l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + layers)  # a billion laughs
     outside = tmp_path / "outside-run"
     outside.mkdir()
     (outside / "run.json").write_text(json.dumps(record("20260101-000009-link00")))
@@ -65,7 +68,8 @@ def test_a_garbage_runs_folder_leaves_every_page_serving(garbage: Path) -> None:
     for path in ("/", "/runs/table", "/api/runs", "/schedules"):
         assert client.get(path).status_code == 200, path
     runs = {run["run_id"]: run for run in client.get("/api/runs").json()}
-    assert len(runs) == 10
+    assert len(runs) == 11
+    assert runs["20260101-000010-bomb00"]["status"] == "succeeded"  # its config refused, not expanded
     assert runs[GOOD]["status"] == "succeeded"
     unreadable = {run_id for run_id, run in runs.items() if run["status"] == "unreadable"}
     assert unreadable == {
