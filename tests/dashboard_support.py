@@ -200,6 +200,18 @@ class RecordingKfpClient:
             raise RuntimeError("(404) Reason: Not Found")
         return self.runs[run_id]
 
+    def archive_run(self, run_id: str) -> None:
+        self._record("archive_run", run_id=run_id)
+        self.runs[run_id].storage_state = "ARCHIVED"
+
+    def unarchive_run(self, run_id: str) -> None:
+        self._record("unarchive_run", run_id=run_id)
+        self.runs[run_id].storage_state = "AVAILABLE"
+
+    def delete_run(self, run_id: str) -> None:
+        self._record("delete_run", run_id=run_id)
+        del self.runs[run_id]
+
     def terminate_run(self, run_id: str) -> None:
         self._record("terminate_run", run_id=run_id)
         self.runs[run_id].state = "CANCELING"

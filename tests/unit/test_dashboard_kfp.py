@@ -194,3 +194,22 @@ def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -
     data = launcher.run_data(launcher.get_run(run_id))
     assert data.evaluations == [evaluation]
     assert data.report_html and Path(data.report_html).read_text() == "<html>the report</html>"
+
+
+def test_archive_and_delete_are_kfps_and_the_store_is_never_touched() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    with pytest.raises(LaunchError, match="still running"):
+        launcher.delete(run_id, with_store=False)
+    client.runs[run_id].state = "SUCCEEDED"
+    launcher.set_archived(run_id, True)
+    assert launcher.get_run(run_id).archived
+    launcher.set_archived(run_id, False)
+    assert not launcher.get_run(run_id).archived
+    with pytest.raises(LaunchError, match="does not delete a KFP run's checkpoints"):
+        launcher.delete(run_id, with_store=True)
+    with pytest.raises(LaunchError, match="no tags"):
+        launcher.set_tags(run_id, ["x"])
+    launcher.delete(run_id, with_store=False)
+    assert [name for name, _ in client.calls if name.endswith("_run")] == ["archive_run", "unarchive_run", "delete_run"]
