@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,12 +26,15 @@ from typing import Any
 
 import pytest
 from common import TINY_RUN
+from kfp_server_api import models
 
 from emtune.config import RunConfig, validate_config
 from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound, Schedule
 from emtune.runs.local import Provenance
 
 CHROMIUM = Path("/usr/bin/chromium")
+REBIND_HOST = "rebind.example"
+BASE_URL = "http://127.0.0.1:8080"  # the test client's Host: a loopback name, which every mode allows
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -66,7 +71,7 @@ class RecordingLauncher:
             run_id=run_id,
             name=cfg.run.name,
             status=status,
-            created_at=f"2026-11-27T07:{len(self.runs):02d}:00+00:00",
+            created_at=f"2026-11-27T{7 + len(self.runs) // 60:02d}:{len(self.runs) % 60:02d}:00+00:00",
             finished_at=None if status in ("starting", "running") else "2026-11-27T08:00:00+00:00",
             provenance=provenance or Provenance("manual", "alice", None),
             config=cfg,
@@ -100,8 +105,23 @@ class RecordingLauncher:
             raise LaunchError(f"run {run_id!r} is {run.status}, not running")
         run.status = "stopped"
 
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        self.calls.append(("set_archived", (run_id, archived)))
+        self.get_run(run_id).archived = archived
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        self.calls.append(("set_tags", (run_id, tags)))
+        self.get_run(run_id).tags = tags
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        self.calls.append(("delete", (run_id, with_store)))
+        del self.runs[self.get_run(run_id).run_id]
+
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         return self.logs.get(run_id, "")
+
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        return {}
 
     def run_data(self, run: RunInfo) -> RunData:
         return self.data[run.run_id]
@@ -124,6 +144,106 @@ class RecordingLauncher:
         del self.schedules[schedule_id]
 
 
+class RecordingKfpClient:
+    """A stand-in for `kfp.Client` that records calls and answers with kfp_server_api's own models."""
+
+    def __init__(self, declared: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.runs: dict[str, models.V2beta1Run] = {}
+        self.recurring: dict[str, models.V2beta1RecurringRun] = {}
+        self.declared = declared
+
+    def _record(self, method: str, **kwargs: Any) -> None:
+        self.calls.append((method, kwargs))
+
+    def create_experiment(self, name: str, namespace: str | None = None) -> Any:
+        self._record("create_experiment", name=name, namespace=namespace)
+        return models.V2beta1Experiment(experiment_id="exp-1", display_name=name)
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return "pipe-1" if name == "emtune-pipeline" else None
+
+    def list_pipeline_versions(self, pipeline_id: str, sort_by: str = "", page_size: int = 10) -> Any:
+        self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
+        spec: dict[str, Any] | None = (
+            {"root": {"inputDefinitions": {"parameters": {name: {} for name in self.declared}}}}
+            if self.declared
+            else None
+        )
+        version = models.V2beta1PipelineVersion(
+            pipeline_id=pipeline_id, pipeline_version_id="ver-9", pipeline_spec=spec
+        )
+        return models.V2beta1ListPipelineVersionsResponse(pipeline_versions=[version])
+
+    def run_pipeline(self, **kwargs: Any) -> Any:
+        self._record("run_pipeline", **kwargs)
+        run_id = f"kfp-run-{len(self.runs) + 1}"
+        self.runs[run_id] = models.V2beta1Run(
+            run_id=run_id,
+            display_name=kwargs["job_name"],
+            state="RUNNING",
+            created_at=dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.timezone.utc),
+            finished_at=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+            pipeline_version_reference=models.V2beta1PipelineVersionReference(
+                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
+            ),
+        )
+        return self.runs[run_id]
+
+    def list_runs(self, **kwargs: Any) -> Any:
+        self._record("list_runs", **kwargs)
+        return models.V2beta1ListRunsResponse(runs=list(self.runs.values()))
+
+    def get_run(self, run_id: str) -> Any:
+        if run_id not in self.runs:
+            raise RuntimeError("(404) Reason: Not Found")
+        return self.runs[run_id]
+
+    def archive_run(self, run_id: str) -> None:
+        self._record("archive_run", run_id=run_id)
+        self.runs[run_id].storage_state = "ARCHIVED"
+
+    def unarchive_run(self, run_id: str) -> None:
+        self._record("unarchive_run", run_id=run_id)
+        self.runs[run_id].storage_state = "AVAILABLE"
+
+    def delete_run(self, run_id: str) -> None:
+        self._record("delete_run", run_id=run_id)
+        del self.runs[run_id]
+
+    def terminate_run(self, run_id: str) -> None:
+        self._record("terminate_run", run_id=run_id)
+        self.runs[run_id].state = "CANCELING"
+
+    def create_recurring_run(self, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", **kwargs)
+        recurring_id = f"rr-{len(self.recurring) + 1}"
+        self.recurring[recurring_id] = models.V2beta1RecurringRun(
+            recurring_run_id=recurring_id,
+            display_name=kwargs["job_name"],
+            status="ENABLED",
+            trigger=models.V2beta1Trigger(cron_schedule=models.V2beta1CronSchedule(cron=kwargs["cron_expression"])),
+            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
+        )
+        return self.recurring[recurring_id]
+
+    def list_recurring_runs(self, **kwargs: Any) -> Any:
+        return models.V2beta1ListRecurringRunsResponse(recurring_runs=list(self.recurring.values()))
+
+    def disable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("disable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "DISABLED"
+
+    def enable_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("enable_recurring_run", recurring_run_id=recurring_run_id)
+        self.recurring[recurring_run_id].status = "ENABLED"
+
+    def delete_recurring_run(self, recurring_run_id: str) -> None:
+        self._record("delete_recurring_run", recurring_run_id=recurring_run_id)
+        del self.recurring[recurring_run_id]
+
+
 def sample_data() -> RunData:
     """Three steps of training metrics and an evaluation at steps 0, 1, 2 whose best step differs by benchmark."""
     from emtune.dashboard.launcher import Checkpoint
@@ -140,6 +260,13 @@ def sample_data() -> RunData:
     ]
     checkpoints = [Checkpoint(step, f"s3://bucket/runs/r/step-{step}", {"entropy": 5.0}) for step in (1, 2)]
     return RunData(training=training, evaluations=evaluations, checkpoints=checkpoints)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page carries (bound to the session that fetched it)."""
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 1.0) -> None:
@@ -178,13 +305,27 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium: Path) -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path, playwright_driver: Any) -> Iterator[Any]:
+    instance = playwright_driver.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="session")
+def rebinding_browser(chromium: Path, playwright_driver: Any) -> Iterator[Any]:
+    """A browser for which the foreign name rebind.example resolves to 127.0.0.1 (DNS rebinding, no DNS)."""
+    args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {REBIND_HOST} 127.0.0.1"]
+    instance = playwright_driver.chromium.launch(executable_path=str(chromium), args=args)
+    yield instance
+    instance.close()
 
 
 def free_port() -> int:

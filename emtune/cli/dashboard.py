@@ -50,6 +50,33 @@ def dashboard(
         str | None,
         typer.Option(envvar="EMTUNE_STORE_URI", help="Store the KFP runs push to (their metrics and checkpoints)."),
     ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EMTUNE_DASHBOARD_ALLOWED_HOSTS",
+            help="Host names[,...] this server answers to besides the bind address and loopback (the ingress host).",
+        ),
+    ] = None,
+    retrain_allow: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EMTUNE_DASHBOARD_RETRAIN_ALLOW",
+            help="Config keys or patterns[,...] dashboard users may set beyond the default policy (e.g. model.path).",
+        ),
+    ] = None,
+    path_prefix: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EMTUNE_DASHBOARD_PATH_PREFIXES",
+            help="Prefixes[,...] model and data paths must lie under (besides builtin:), e.g. /data,s3://bucket/data.",
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(envvar="EMTUNE_DASHBOARD_SECURE_COOKIES", help="Served over TLS: cookies are Secure.")
+    ] = False,
+    session_hours: Annotated[
+        float, typer.Option(envvar="EMTUNE_DASHBOARD_SESSION_HOURS", help="Sign-in session lifetime (auth token).")
+    ] = 12.0,
 ) -> None:
     """Serve the dashboard until interrupted."""
     import uvicorn
@@ -64,14 +91,24 @@ def dashboard(
         auth=auth,  # type: ignore[arg-type]  # checked by settings.check()
         token_file=token_file,
         proxy_user_header=proxy_user_header,
-        trusted_proxies=[cidr for cidr in (trusted_proxies or "").split(",") if cidr.strip()],
+        trusted_proxies=_items(trusted_proxies),
         launcher=launcher,  # type: ignore[arg-type]
         kfp_host=kfp_host,
         kfp_namespace=kfp_namespace,
         experiment=experiment,
         pipeline_name=pipeline_name,
         store_uri=store_uri,
+        allowed_hosts=_items(allowed_hosts),
+        retrain_allow=_items(retrain_allow),
+        path_prefixes=_items(path_prefix),
+        secure_cookies=secure_cookies,
+        session_hours=session_hours,
     )
     web_app = create_app(settings)  # checks the settings: a bad value exits 2 before anything binds
     typer.echo(f"emtune dashboard on http://{host}:{port} ({settings.launcher} launcher, auth {settings.auth})")
     uvicorn.run(web_app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def _items(value: str | None) -> list[str]:
+    """A comma-separated option as its non-empty items."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]

@@ -24,6 +24,24 @@ from emtune.pipeline.params import COMPILE_TIME_SECTIONS, strip_optional
 ADVANCED = "advanced"
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 REDACTED = "***"
+MAX_YAML_CHARS = 64 * 1024
+
+
+# libyaml where it is installed (about ten times faster: the runs list parses every run's config once).
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str, max_chars: int = MAX_YAML_CHARS) -> Any:
+    """A YAML value from a user or a run folder, refused (YAMLError) when longer than `max_chars`, when it uses
+    anchors/aliases (a config needs none, and they are how a few bytes expand to gigabytes) or is absurdly nested."""
+    if len(text) > max_chars:
+        raise yaml.YAMLError(f"longer than {max_chars} characters")
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_LOADER)):
+            raise yaml.YAMLError("YAML aliases (*name) are not allowed here")
+        return yaml.load(text, Loader=_LOADER)  # a safe loader: plain data only
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 @dataclass(frozen=True)
@@ -166,32 +184,42 @@ def parse_form(form: Mapping[str, str], source: RunConfig) -> FormResult:
             _set(data, field.key, str(form[field.key]).lower() in ("true", "on", "1"))
             continue
         raw = str(form[field.key]).strip()
-        if raw == display(before.get(field.key)):
+        shown = display(before.get(field.key))
+        if raw == shown:
             continue  # unchanged (this also keeps a redacted secret as it was)
+        if REDACTED in raw and REDACTED in shown:
+            errors[field.key] = f"{field.key}: retype the whole value (its hidden credentials show as {REDACTED})"
+            continue
         if raw == "" and field.optional:
             _set(data, field.key, None)
         elif field.kind == "yaml":
             try:
-                _set(data, field.key, yaml.safe_load(raw))
-            except yaml.YAMLError:
-                errors[field.key] = f"{field.key} = {raw[:80]!r} is not a YAML/JSON value"
+                _set(data, field.key, load_yaml(raw))
+            except yaml.YAMLError as exc:
+                errors[field.key] = f"{field.key} = {raw[:80]!r} is not a YAML/JSON value ({_first_line(exc)})"
         else:
             _set(data, field.key, raw)  # pydantic parses and checks numbers, choices and ranges
     advanced = str(form.get(ADVANCED, "")).strip()
     if advanced:
         try:
-            extra = yaml.safe_load(advanced)
+            extra = load_yaml(advanced)
             if not isinstance(extra, dict):
-                raise yaml.YAMLError
+                raise yaml.YAMLError("not a mapping")
             merge_nested(data, extra)
-        except yaml.YAMLError:
-            errors[ADVANCED] = "advanced: expected a YAML mapping of sections, e.g. 'eval: {limit: 5}'"
+        except yaml.YAMLError as exc:
+            errors[ADVANCED] = (
+                f"advanced: expected a YAML mapping of sections, e.g. 'eval: {{limit: 5}}' ({_first_line(exc)})"
+            )
     if errors:
         return FormResult(None, errors)
     try:
         return FormResult(RunConfig.model_validate(data), {})
     except ValidationError as err:
         return FormResult(None, validation_errors(err))
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or ["not valid YAML"])[0][:120]
 
 
 def validation_errors(err: ValidationError) -> dict[str, str]:

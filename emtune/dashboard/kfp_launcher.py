@@ -22,7 +22,7 @@ from emtune.dashboard.launcher import LaunchError, RunData, RunInfo, RunNotFound
 from emtune.dashboard.rundata import store_checkpoints, store_report
 from emtune.dashboard.settings import DashboardSettings
 from emtune.errors import EmtuneError
-from emtune.pipeline.params import config_from_params
+from emtune.pipeline.params import PROVENANCE_PARAMS, config_from_params, param_values
 from emtune.pipeline.steps import run_store_uri
 from emtune.runs.local import Provenance
 
@@ -96,6 +96,7 @@ class KfpLauncher:
             raise RunNotFound(f"no KFP run {run_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
     def start(self, cfg: RunConfig, provenance: Provenance) -> str:
+        cfg = self._with_store(cfg)
         request = self._request(cfg, provenance)
         pipeline_id, version_id, declared = self._latest_version()
         run = self.client.run_pipeline(
@@ -113,6 +114,28 @@ class KfpLauncher:
         if not run.active:
             raise LaunchError(f"run {run_id!r} is {run.status}, not running; only a running run can be stopped")
         self.client.terminate_run(run_id)
+
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        return {}  # an S3 store: its URI is the link (copy it); the dashboard serves no object-store files
+
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        if archived:
+            self.client.archive_run(run_id)
+        else:
+            self.client.unarchive_run(run_id)
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        raise LaunchError("KFP runs have no tags; name the run or use its experiment instead")
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        if with_store:
+            raise LaunchError(
+                "the dashboard does not delete a KFP run's checkpoints; delete the run alone, then its "
+                "<store>/<run id> prefix with your store's tools"
+            )
+        if self.get_run(run_id).active:
+            raise LaunchError(f"run {run_id!r} is still running; stop it before deleting it")
+        self.client.delete_run(run_id)
 
     def log_tail(self, run_id: str, lines: int = 200) -> str:
         return ""  # step logs live with the pods; the run's KFP page shows them
@@ -141,6 +164,7 @@ class KfpLauncher:
         return [self._schedule(item) for item in response.recurring_runs or []]
 
     def create_schedule(self, name: str, cron: str, cfg: RunConfig, provenance: Provenance) -> str:
+        cfg = self._with_store(cfg)
         request = self._request(cfg, Provenance("schedule", provenance.requested_by, None), recurring=cron)
         pipeline_id, version_id, declared = self._latest_version()
         recurring = self.client.create_recurring_run(
@@ -200,13 +224,36 @@ class KfpLauncher:
         declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters")
         return str(pipeline_id), str(version.pipeline_version_id), set(declared) if declared else None
 
+    def _with_store(self, cfg: RunConfig) -> RunConfig:
+        """The store is the dashboard's (--store-uri), not the run config's."""
+        if not self.settings.store_uri:
+            return cfg
+        cfg = cfg.model_copy(deep=True)
+        cfg.store.uri = self.settings.store_uri
+        return cfg
+
     @staticmethod
     def _declared(params: dict[str, Any], declared: set[str] | None) -> dict[str, Any]:
+        """The parameters the version declares. One it does not declare is left out only while it holds the
+        default (what that version runs with anyway); a changed one is refused, never silently dropped."""
         if declared is None:
             return params
+        defaults = param_values(RunConfig())
+        changed = [
+            name
+            for name in sorted(set(params) - declared)
+            if name not in PROVENANCE_PARAMS and params[name] != defaults.get(name)
+        ]
+        if changed:
+            raise LaunchError(
+                f"the pipeline version on KFP does not declare {', '.join(changed)}, so it cannot honour the "
+                "values set; run `emtune pipeline sync` to upload the current pipeline, or leave them at their defaults"
+            )
         dropped = sorted(set(params) - declared)
         if dropped:
-            log.warning("the pipeline version does not declare %s; not sent", ", ".join(dropped))
+            log.warning(
+                "the pipeline version does not declare %s (all at their defaults); not sent", ", ".join(dropped)
+            )
         return {name: value for name, value in params.items() if name in declared}
 
     def _info(self, run: Any) -> RunInfo:
@@ -235,6 +282,7 @@ class KfpLauncher:
             image=_images(run.pipeline_spec),
             error=error,
             url=f"{self.host}/#/runs/details/{run.run_id}",
+            archived=str(getattr(run, "storage_state", "") or "").upper() == "ARCHIVED",
         )
 
     @staticmethod

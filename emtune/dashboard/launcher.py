@@ -15,6 +15,7 @@ from emtune.errors import EmtuneError
 from emtune.runs.local import Provenance
 
 ACTIVE = ("starting", "running")  # statuses that may still change
+UNREADABLE = "unreadable"  # a run whose record cannot be read: listed with the reason as its error
 
 
 class LaunchError(EmtuneError):
@@ -38,6 +39,8 @@ class RunInfo:
     image: str | None = None
     error: str | None = None
     url: str | None = None  # the run in the backend's own UI, where it has one
+    tags: list[str] = field(default_factory=list)
+    archived: bool = False
 
     @property
     def active(self) -> bool:
@@ -86,7 +89,21 @@ class Launcher(Protocol):
 
     def stop(self, run_id: str) -> None: ...
 
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        """Hide a finished run from the default list (or show it again); nothing is deleted."""
+        ...
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None: ...
+
+    def delete(self, run_id: str, with_store: bool) -> None:
+        """Delete a finished run; its checkpoints in the store only when `with_store`."""
+        ...
+
     def log_tail(self, run_id: str, lines: int = 200) -> str: ...
+
+    def checkpoint_files(self, run_id: str, step: int) -> dict[str, str]:
+        """name -> local path of a step's files, where the dashboard can serve them (a file:// store); else {}."""
+        ...
 
     def run_data(self, run: RunInfo) -> RunData: ...
 

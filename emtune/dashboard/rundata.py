@@ -71,8 +71,11 @@ def promotion_lines(report_html: str | None) -> list[str]:
 
     if report_html is None:
         return []
+    results = Path(report_html).with_name("results.json")
+    if results.is_symlink():  # a run folder is not trusted: never follow a link out of it
+        return []
     try:
-        recorded = json.loads(Path(report_html).with_name("results.json").read_text(encoding="utf-8"))["promotion"]
+        recorded = json.loads(results.read_text(encoding="utf-8"))["promotion"]
         return Decision.from_json(recorded).summary()
     except (OSError, KeyError, TypeError, ValueError) as exc:
         log.debug("no promotion decision beside %s: %s", report_html, exc)

@@ -61,6 +61,8 @@ def test_list_detail_retrain_compare_with_real_local_runs(browser: Any, finished
             marked = [value for value in values if value is not None]
             assert len(marked) == (1 if label.endswith(" best") else 3), label
         assert page.locator("table.checkpoints tr").count() == 3  # header + steps 1 and 2
+        # The report shows in its sandboxed frame (its own origin, no script), with its plots.
+        page.frame_locator("iframe.report").locator("img").first.wait_for()
         screenshot(page, "run")
 
         # Retrain with an invalid value: the field's error inline, and no run started.
@@ -139,3 +141,69 @@ def test_token_mode_gives_401_without_the_token(browser: Any, tmp_path: Path) ->
         page.get_by_role("button", name="Sign in").click()
         page.locator('tr[data-run-id="base"]').wait_for()
         assert token not in page.content()
+
+
+@pytest.mark.slow
+def test_live_log_and_curves_while_a_real_run_trains(browser: Any, tmp_path: Path) -> None:
+    """A real local run: its page shows the task-level log and the entropy curve growing while it trains, and the
+    log keeps the reader's scroll position across polls. Saves the README's live screenshots."""
+    from emtune.dashboard.local_launcher import LocalLauncher
+    from emtune.runs.local import Provenance
+
+    launcher = LocalLauncher(tmp_path)
+    run_id = launcher.start(tiny_config(**{"train.max_steps": 40}), Provenance("manual", "tester", None))
+    with serve(create_app(DashboardSettings(runs_dir=tmp_path), launcher)) as url:
+        page = new_page(browser)
+        page.goto(f"{url}/runs/{run_id}")
+        page.wait_for_function(
+            "() => (window.emtuneCharts?.entropy?.data[0].length ?? 0) >= 3",
+            timeout=RUN_TIMEOUT_MS,
+        )
+        first = page.evaluate(CHART_SERIES, "entropy")["x"]
+        log = page.locator("pre.log")
+        assert "train" in log.inner_text() and '"executor' not in log.inner_text()  # task lines, not executor JSON
+        screenshot(page, "live-run")
+        page.wait_for_function(
+            f"() => window.emtuneCharts.entropy.data[0].length > {len(first)}", timeout=RUN_TIMEOUT_MS
+        )  # the curve grew without a reload
+        screenshot(page, "live-curves")
+        # Scrolled to the top of the log, the reader stays there across polls.
+        page.evaluate("() => { document.querySelector('pre.log').scrollTop = 0; }")
+        page.wait_for_timeout(5000)  # two polls
+        assert page.evaluate("() => document.querySelector('pre.log').scrollTop") == 0
+        launcher.stop(run_id)
+    assert launcher.get_run(run_id).status == "stopped"
+
+
+def test_paginated_list_and_short_retrain_form(browser: Any, tmp_path: Path) -> None:
+    from emtune.runs.local import Provenance
+
+    double = RecordingLauncher()
+    for index in range(120):
+        cfg = tiny_config(**{"train.learning_rate": round(1e-4 * (1 + index % 9), 6), "run.name": f"sweep-{index}"})
+        double.add_run(f"run-{index:03d}", cfg, status=("succeeded", "failed", "stopped")[index % 3],
+                       data=sample_data(), provenance=Provenance(("manual", "dashboard", "api")[index % 3],
+                                                                 f"user{index % 4}", None))  # fmt: skip
+    with serve(create_app(DashboardSettings(runs_dir=tmp_path), double)) as url:
+        page = new_page(browser)
+        page.goto(url)
+        assert page.locator("tbody tr").count() == 50
+        assert "120 runs · page 1 of 3" in page.locator("nav.pages").inner_text()
+        page.get_by_role("link", name="older ›").click()
+        page.wait_for_url("**page=2**")
+        assert "page 2 of 3" in page.locator("nav.pages").inner_text()
+        page.locator('select[name="status"]').select_option("failed")
+        page.get_by_role("button", name="Filter").click()
+        statuses = page.locator("tbody tr [data-status]").evaluate_all("els => els.map(e => e.dataset.status)")
+        assert statuses and set(statuses) == {"failed"}
+        page.goto(f"{url}/?per_page=25&sort=created_at")
+        screenshot(page, "runs-paged")
+
+        page.goto(f"{url}/runs/run-000/retrain")
+        common = page.locator("#common-fields")
+        for key in ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature"):
+            assert common.locator(f'[name="{key}"]').is_visible()
+        assert not page.locator("#more-fields").evaluate("el => el.open")  # the rest is folded away
+        common.locator('[name="data.text"]').fill("What is 6 * 7?")
+        page.locator('#review tr[data-key="data.text"]').wait_for()
+        screenshot(page, "retrain-short")

@@ -50,8 +50,9 @@ def test_stop_ends_the_run_and_every_process_it_started(tmp_path: Path) -> None:
     run_id = launcher.start(tiny_config(**{"train.max_steps": 500}), Provenance("dashboard", "ann", None))
     record_file = tmp_path / run_id / "run.json"
     wait_until(lambda: json.loads(record_file.read_text())["status"] == "running", 300, "the pipeline to start")
-    pid = int((tmp_path / run_id / "pipeline.pid").read_text())
-    launcher.stop(run_id)
+    pid = json.loads((tmp_path / run_id / "pipeline.pid").read_text())["pid"]
+    # A dashboard restarted meanwhile (another launcher) still stops it: the recorded process is the same one.
+    LocalLauncher(tmp_path).stop(run_id)
     run = launcher.get_run(run_id)
     assert run.status == "stopped" and run.finished_at and not run.active
     # No process of the run's group is left running. (Zombies are dead: where PID 1 reaps nothing, as in some

@@ -8,11 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from dashboard_support import RecordingLauncher, sample_data, tiny_config
+from dashboard_support import BASE_URL, RecordingLauncher, csrf_of, sample_data, tiny_config
 from fastapi.testclient import TestClient
 
 from emtune.dashboard.app import create_app
 from emtune.dashboard.settings import DashboardSettings
+from emtune.runs.local import Provenance
 
 pytest_plugins = ["dashboard_support"]
 
@@ -27,12 +28,11 @@ def launcher() -> RecordingLauncher:
 
 @pytest.fixture
 def client(launcher: RecordingLauncher, tmp_path: Path) -> TestClient:
-    return TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher))
+    return TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher), base_url=BASE_URL)
 
 
 def csrf(client: TestClient) -> str:
-    client.get("/")
-    return str(client.cookies.get("emtune_csrf"))
+    return csrf_of(client.get("/").text)
 
 
 def chart_data(html: str) -> dict[str, dict]:
@@ -54,9 +54,9 @@ def test_runs_list_shows_status_params_best_step_and_provenance(
     assert "demo-arith: step 1 (60.0%)" in html and "demo-algebra: step 2 (30.0%)" in html
     assert "0.01" in html and "alice" in html and "manual" in html
     # Polling while a run is active, and none once every run has finished.
-    assert 'hx-get="/runs/table"' in html
+    assert 'hx-get="/runs/table?' in html
     launcher.runs["live"].status = "succeeded"
-    assert 'hx-get="/runs/table"' not in client.get("/runs/table").text
+    assert 'hx-get="/runs/table' not in client.get("/runs/table").text
 
 
 def test_detail_page_charts_carry_the_series(client: TestClient) -> None:
@@ -137,7 +137,9 @@ def test_api_start_validates_with_the_run_config(client: TestClient, launcher: R
     bad = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.learning_rate": 2}})
     assert bad.status_code == 422 and "train.learning_rate" in bad.json()["detail"]
     assert client.post("/api/runs", content="x=1", headers={"content-type": "text/plain"}).status_code == 415
-    ok = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.max_steps": 5}, "trigger": "api"})
+    forged = client.post("/api/runs", json={"source_run": "base", "trigger": "schedule"})
+    assert forged.status_code == 422 and "recorded by the server" in forged.json()["detail"]
+    ok = client.post("/api/runs", json={"source_run": "base", "overrides": {"train.max_steps": 5}})
     assert ok.status_code == 201
     (cfg, provenance), *_ = [args for name, args in launcher.calls if name == "start"]
     assert cfg.train.max_steps == 5 and provenance.trigger == "api" and provenance.parent_run == "base"
@@ -234,3 +236,52 @@ def test_the_run_page_shows_the_promotion_decision(
     assert "<h2>Promotion</h2>" in page and "PROMOTED: gain +25.0 points" in page
     assert "amc23 (40 problems)" in page
     assert "<h2>Promotion</h2>" not in client.get("/runs/base").text  # no report, no decision
+
+
+def test_runs_list_pages_sorts_and_filters(client: TestClient, launcher: RecordingLauncher) -> None:
+    for index in range(60):
+        launcher.add_run(f"r{index:02d}", tiny_config(), status=("failed", "succeeded")[index % 2],
+                         provenance=Provenance("api", f"user{index % 3}", None))  # fmt: skip
+    html = client.get("/").text
+    assert html.count('<tr data-run-id="') == 50 and 'data-total="62"' in html and 'data-pages="2"' in html
+    second = client.get("/?page=2").text
+    assert second.count('<tr data-run-id="') == 12
+    failed = client.get("/?status=failed&q=user1&per_page=100").text
+    ids = re.findall(r'<tr data-run-id="([^"]+)"', failed)
+    assert ids and all(launcher.runs[i].status == "failed" and launcher.runs[i].provenance.requested_by == "user1"
+                       for i in ids)  # fmt: skip
+    ascending = re.findall(r'<tr data-run-id="([^"]+)"', client.get("/?sort=run_id&order=asc&per_page=25").text)
+    assert ascending == sorted(ascending) and ascending[0] == "base"
+    # Malformed query values fall back to defaults: the list always shows.
+    assert client.get("/?page=x&per_page=7&sort=__class__").status_code == 200
+    assert [r["run_id"] for r in client.get("/api/runs?per_page=25&page=3").json()] == [
+        run.run_id for run in launcher.list_runs()[50:62]
+    ]
+
+
+def test_compare_has_a_metrics_table_and_warns_when_eval_settings_differ(
+    client: TestClient, launcher: RecordingLauncher
+) -> None:
+    html = client.get("/compare?run=base&run=other").text
+    assert 'data-metric="demo-arith"' in html and "60.0% (step 1)" in html
+    assert 'data-metric="final-entropy"' in html and "4.500" in html
+    assert 'id="eval-warning"' not in html  # same eval settings
+    launcher.add_run("fewer", tiny_config(**{"eval.limit": 3}), data=sample_data())
+    warned = client.get("/compare?run=base&run=fewer").text
+    assert 'id="eval-warning"' in warned and "eval.limit" in warned
+
+
+def test_the_retrain_form_leads_with_the_common_parameters(tmp_path: Path, launcher: RecordingLauncher) -> None:
+    html = (
+        TestClient(create_app(DashboardSettings(runs_dir=tmp_path), launcher), base_url=BASE_URL)
+        .get("/runs/base/retrain")
+        .text
+    )
+    common = html[html.index('id="common-fields"') : html.index('id="more-fields"')]
+    for key in ("train.learning_rate", "train.max_steps", "train.rollouts_per_step", "train.temperature", "data.text"):
+        assert f'name="{key}"' in common, key
+    for key in ("model.trust_remote_code", "store.uri", "data.source", "model.path"):
+        assert f'name="{key}"' not in html, key  # outside the policy: no input at all
+    assert 'name="eval.limit"' in html[html.index('id="more-fields"') :]
+    widened = create_app(DashboardSettings(runs_dir=tmp_path, retrain_allow=["data.source"]), launcher)
+    assert 'name="data.source"' in TestClient(widened, base_url=BASE_URL).get("/runs/base/retrain").text

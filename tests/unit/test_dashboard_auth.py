@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dashboard_support import RecordingLauncher, sample_data, tiny_config
+from dashboard_support import BASE_URL, RecordingLauncher, csrf_of, sample_data, tiny_config
 from fastapi.testclient import TestClient
 
 from emtune.dashboard.app import create_app
@@ -25,7 +25,7 @@ def make_client(tmp_path: Path, client_host: str = "testclient", **settings: obj
     double = RecordingLauncher()
     double.add_run("base", tiny_config(), data=sample_data())
     app = create_app(DashboardSettings(runs_dir=tmp_path, **settings), double)  # type: ignore[arg-type]
-    return TestClient(app, client=(client_host, 50000))
+    return TestClient(app, client=(client_host, 50000), base_url=BASE_URL)
 
 
 @pytest.fixture
@@ -47,8 +47,10 @@ def test_token_mode_refuses_every_route_but_health_without_the_token(token_clien
 def test_token_mode_accepts_the_bearer_token_and_a_login_session(token_client: TestClient) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     assert token_client.get("/api/runs", headers=headers).status_code == 200
-    assert token_client.post("/login", data={"token": "nope"}).status_code == 401
-    signed_in = token_client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    login_csrf = csrf_of(token_client.get("/login").text)
+    assert token_client.post("/login", data={"token": "nope", "csrf_token": login_csrf}).status_code == 401
+    assert token_client.post("/login", data={"token": TOKEN}).status_code == 403  # no CSRF token
+    signed_in = token_client.post("/login", data={"token": TOKEN, "csrf_token": login_csrf}, follow_redirects=False)
     assert signed_in.status_code == 303
     cookie = signed_in.cookies.get("emtune_session")
     assert cookie and TOKEN not in cookie  # the session cookie is derived from the token, not the token
@@ -66,8 +68,7 @@ def test_proxy_mode_trusts_the_user_header_only_from_the_proxy(
     direct = make_client(tmp_path, "192.168.5.5", **settings)
     assert direct.get("/api/runs", headers={"X-Forwarded-User": "mallory"}).status_code == 401
     with caplog.at_level(logging.INFO, logger="emtune.dashboard.audit"):
-        via_proxy.get("/", headers={"X-Forwarded-User": "bob@example.com"})
-        token = via_proxy.cookies.get("emtune_csrf")
+        token = csrf_of(via_proxy.get("/", headers={"X-Forwarded-User": "bob@example.com"}).text)
         via_proxy.post(
             "/runs/base/retrain",
             data={"csrf_token": token, "idempotency_key": "p", "train.max_steps": "3"},
@@ -121,3 +122,17 @@ def test_cli_refuses_none_auth_on_a_public_address(tmp_path: Path) -> None:
     env = {**os.environ, "EMTUNE_DASHBOARD_HOST": "10.0.0.5", "EMTUNE_DASHBOARD_AUTH": "none"}
     done = subprocess.run(env_command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and "'10.0.0.5'" in done.stderr
+
+
+def test_proxy_mode_behind_kubeflows_istio_gateway(tmp_path: Path) -> None:
+    """What the chart's kubeflowGateway renders: the sidecar (127.0.0.6) forwards kubeflow-userid and the
+    gateway's host name."""
+    settings = {"host": "0.0.0.0", "auth": "proxy", "trusted_proxies": ["127.0.0.6/32"],
+                "proxy_user_header": "kubeflow-userid", "allowed_hosts": ["kubeflow.example.com"]}  # fmt: skip
+    via_sidecar = make_client(tmp_path, "127.0.0.6", **settings)
+    headers = {"kubeflow-userid": "ann@example.com", "host": "kubeflow.example.com"}
+    assert via_sidecar.get("/api/runs", headers=headers).status_code == 200
+    assert "ann@example.com" in via_sidecar.get("/", headers=headers).text
+    assert via_sidecar.get("/api/runs", headers={**headers, "host": "10.0.3.4:8080"}).status_code == 421
+    from_a_pod = make_client(tmp_path, "10.0.3.9", **settings)  # another pod reaching the Service directly
+    assert from_a_pod.get("/api/runs", headers=headers).status_code == 401

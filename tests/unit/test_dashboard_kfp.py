@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import tiny_config
+from dashboard_support import RecordingKfpClient, tiny_config
 from kfp_server_api import models
 
 from emtune.dashboard.kfp_launcher import KfpLauncher
@@ -26,92 +26,6 @@ from emtune.runs.local import Provenance
 pytest_plugins = ["dashboard_support"]
 
 S3_CFG = {"store.uri": "s3://bucket/runs"}
-
-
-class RecordingKfpClient:
-    def __init__(self, declared: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.runs: dict[str, models.V2beta1Run] = {}
-        self.recurring: dict[str, models.V2beta1RecurringRun] = {}
-        self.declared = declared
-
-    def _record(self, method: str, **kwargs: Any) -> None:
-        self.calls.append((method, kwargs))
-
-    def create_experiment(self, name: str, namespace: str | None = None) -> Any:
-        self._record("create_experiment", name=name, namespace=namespace)
-        return models.V2beta1Experiment(experiment_id="exp-1", display_name=name)
-
-    def get_pipeline_id(self, name: str) -> str | None:
-        return "pipe-1" if name == "emtune-pipeline" else None
-
-    def list_pipeline_versions(self, pipeline_id: str, sort_by: str = "", page_size: int = 10) -> Any:
-        self._record("list_pipeline_versions", pipeline_id=pipeline_id, sort_by=sort_by, page_size=page_size)
-        spec = (
-            {"root": {"inputDefinitions": {"parameters": {name: {} for name in self.declared}}}}
-            if self.declared
-            else None
-        )
-        version = models.V2beta1PipelineVersion(
-            pipeline_id=pipeline_id, pipeline_version_id="ver-9", pipeline_spec=spec
-        )
-        return models.V2beta1ListPipelineVersionsResponse(pipeline_versions=[version])
-
-    def run_pipeline(self, **kwargs: Any) -> Any:
-        self._record("run_pipeline", **kwargs)
-        run_id = f"kfp-run-{len(self.runs) + 1}"
-        self.runs[run_id] = models.V2beta1Run(
-            run_id=run_id,
-            display_name=kwargs["job_name"],
-            state="RUNNING",
-            created_at=dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.timezone.utc),
-            finished_at=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
-            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
-            pipeline_version_reference=models.V2beta1PipelineVersionReference(
-                pipeline_id=kwargs["pipeline_id"], pipeline_version_id=kwargs["version_id"]
-            ),
-        )
-        return self.runs[run_id]
-
-    def list_runs(self, **kwargs: Any) -> Any:
-        self._record("list_runs", **kwargs)
-        return models.V2beta1ListRunsResponse(runs=list(self.runs.values()))
-
-    def get_run(self, run_id: str) -> Any:
-        if run_id not in self.runs:
-            raise RuntimeError("(404) Reason: Not Found")
-        return self.runs[run_id]
-
-    def terminate_run(self, run_id: str) -> None:
-        self._record("terminate_run", run_id=run_id)
-        self.runs[run_id].state = "CANCELING"
-
-    def create_recurring_run(self, **kwargs: Any) -> Any:
-        self._record("create_recurring_run", **kwargs)
-        recurring_id = f"rr-{len(self.recurring) + 1}"
-        self.recurring[recurring_id] = models.V2beta1RecurringRun(
-            recurring_run_id=recurring_id,
-            display_name=kwargs["job_name"],
-            status="ENABLED",
-            trigger=models.V2beta1Trigger(cron_schedule=models.V2beta1CronSchedule(cron=kwargs["cron_expression"])),
-            runtime_config=models.V2beta1RuntimeConfig(parameters=kwargs["params"]),
-        )
-        return self.recurring[recurring_id]
-
-    def list_recurring_runs(self, **kwargs: Any) -> Any:
-        return models.V2beta1ListRecurringRunsResponse(recurring_runs=list(self.recurring.values()))
-
-    def disable_recurring_run(self, recurring_run_id: str) -> None:
-        self._record("disable_recurring_run", recurring_run_id=recurring_run_id)
-        self.recurring[recurring_run_id].status = "DISABLED"
-
-    def enable_recurring_run(self, recurring_run_id: str) -> None:
-        self._record("enable_recurring_run", recurring_run_id=recurring_run_id)
-        self.recurring[recurring_run_id].status = "ENABLED"
-
-    def delete_recurring_run(self, recurring_run_id: str) -> None:
-        self._record("delete_recurring_run", recurring_run_id=recurring_run_id)
-        del self.recurring[recurring_run_id]
 
 
 def make(client: RecordingKfpClient, **settings: Any) -> KfpLauncher:
@@ -149,13 +63,45 @@ def test_start_creates_a_run_of_the_newest_version_with_provenance() -> None:
     assert run.pipeline_version == "ver-9" and run.url == "http://kfp.example:8888/#/runs/details/kfp-run-1"
 
 
-def test_parameters_the_version_does_not_declare_are_dropped() -> None:
+def test_parameters_the_version_does_not_declare_are_left_out_only_at_their_defaults() -> None:
     cfg = tiny_config(**S3_CFG)
     declared = set(param_values(cfg)) - {"train_loss_chunk_tokens"}  # an older version without this knob
     client = RecordingKfpClient(declared=declared)
     make(client).start(cfg, Provenance("api", "ci", None))
     (call,) = calls(client, "run_pipeline")
     assert set(call["params"]) == declared
+    # A value that version cannot honour is refused, not dropped.
+    changed = tiny_config(**S3_CFG, **{"train.loss_chunk_tokens": 128})
+    with pytest.raises(LaunchError, match="does not declare train_loss_chunk_tokens"):
+        make(client).start(changed, Provenance("api", "ci", None))
+    assert len(calls(client, "run_pipeline")) == 1
+
+
+def test_the_retrain_policy_holds_for_the_kfp_launcher() -> None:
+    """Through the app: what the policy refuses never reaches KFP, and the store is the dashboard's."""
+    from dashboard_support import BASE_URL
+    from fastapi.testclient import TestClient
+
+    from emtune.dashboard.app import create_app
+
+    client = RecordingKfpClient()
+    settings = {"launcher": "kfp", "kfp_host": "http://kfp.example:8888", "store_uri": "s3://dashboard/runs"}
+    launcher = make(client, **settings)
+    source = launcher.start(tiny_config(**{"store.uri": "s3://user-bucket/x"}), Provenance("manual", "ann", None))
+    app = TestClient(create_app(DashboardSettings(**settings), launcher), base_url=BASE_URL)
+    for body in (
+        {"source_run": source, "overrides": {"model.trust_remote_code": True}},
+        {"source_run": source, "overrides": {"store.uri": "s3://attacker/loot"}},
+        {"source_run": source, "overrides": {"data.source": "s3://other-team/private.jsonl"}},
+    ):
+        response = app.post("/api/runs", json=body)
+        assert response.status_code == 403 and "policy" in response.json()["detail"], body
+    assert len(calls(client, "run_pipeline")) == 1
+    ok = app.post("/api/runs", json={"source_run": source, "overrides": {"train.learning_rate": 2e-4}})
+    assert ok.status_code == 201
+    first, second = calls(client, "run_pipeline")
+    assert first["params"]["store_uri"] == second["params"]["store_uri"] == "s3://dashboard/runs"
+    assert second["params"]["train_learning_rate"] == 2e-4
 
 
 def test_a_cluster_run_needs_an_s3_store_and_an_uploaded_pipeline() -> None:
@@ -229,8 +175,8 @@ def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -
     (step_dir / "model.safetensors").write_bytes(b"weights")
     store_root = tmp_path / "store"
     client = RecordingKfpClient()
-    launcher = make(client, store_uri=store_root.as_uri())
-    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    run_id = make(client).start(tiny_config(**S3_CFG), Provenance())
+    launcher = make(client, store_uri=store_root.as_uri())  # the dashboard reads the store it is configured with
     store = open_store(f"{store_root.as_uri()}/{run_id}", StoreConfig())
     store.push(step_dir, 1, run_id=run_id, config_hash="h", metrics={"entropy": 3.5, "step_s": 2.0})
     data = launcher.run_data(launcher.get_run(run_id))
@@ -248,3 +194,22 @@ def test_run_data_reads_checkpoints_and_metrics_from_the_store(tmp_path: Path) -
     data = launcher.run_data(launcher.get_run(run_id))
     assert data.evaluations == [evaluation]
     assert data.report_html and Path(data.report_html).read_text() == "<html>the report</html>"
+
+
+def test_archive_and_delete_are_kfps_and_the_store_is_never_touched() -> None:
+    client = RecordingKfpClient()
+    launcher = make(client)
+    run_id = launcher.start(tiny_config(**S3_CFG), Provenance())
+    with pytest.raises(LaunchError, match="still running"):
+        launcher.delete(run_id, with_store=False)
+    client.runs[run_id].state = "SUCCEEDED"
+    launcher.set_archived(run_id, True)
+    assert launcher.get_run(run_id).archived
+    launcher.set_archived(run_id, False)
+    assert not launcher.get_run(run_id).archived
+    with pytest.raises(LaunchError, match="does not delete a KFP run's checkpoints"):
+        launcher.delete(run_id, with_store=True)
+    with pytest.raises(LaunchError, match="no tags"):
+        launcher.set_tags(run_id, ["x"])
+    launcher.delete(run_id, with_store=False)
+    assert [name for name, _ in client.calls if name.endswith("_run")] == ["archive_run", "unarchive_run", "delete_run"]

@@ -30,7 +30,47 @@
     window.emtuneCharts[spec.id] = new uPlot(options, data, canvas);
   }
 
-  document.querySelectorAll("figure.chart").forEach(function (figure) {
-    if (figure.querySelector(".chart-data")) { draw(figure); }
+  function drawAll() {
+    document.querySelectorAll("figure.chart").forEach(function (figure) {
+      if (figure.querySelector(".chart-data") && !figure.dataset.drawn) {
+        figure.dataset.drawn = "1";
+        draw(figure);
+      }
+    });
+  }
+
+  // The live log is replaced every few seconds: keep the reader's place (or follow the end when they were there).
+  let logPlace = null;
+  function logBox() { return document.querySelector("pre.log"); }
+  document.addEventListener("htmx:beforeSwap", function () {
+    const box = logBox();
+    logPlace = box ? { atEnd: box.scrollHeight - box.scrollTop - box.clientHeight < 8, top: box.scrollTop } : null;
   });
+  document.addEventListener("htmx:afterSettle", function () {
+    const box = logBox();
+    if (box && logPlace) { box.scrollTop = logPlace.atEnd ? box.scrollHeight : logPlace.top; }
+    drawAll();
+  });
+  // An edited field's old error is stale: clear it as soon as the value changes.
+  document.addEventListener("input", function (event) {
+    const field = event.target.closest ? event.target.closest(".field") : null;
+    if (field) {
+      field.classList.remove("invalid");
+      field.querySelectorAll(".field-error").forEach(function (error) { error.remove(); });
+      const summary = document.getElementById("form-errors");
+      if (summary) { summary.remove(); }
+    }
+  });
+
+  // Copy a checkpoint's store URI.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest ? event.target.closest("button.copy") : null;
+    if (button && navigator.clipboard) {
+      navigator.clipboard.writeText(button.dataset.copy).then(function () { button.textContent = "copied"; });
+    }
+  });
+
+  drawAll();
+  const box = logBox();
+  if (box) { box.scrollTop = box.scrollHeight; }
 })();
