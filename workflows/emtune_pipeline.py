@@ -6,6 +6,7 @@ The graph's shape (fan-out width, images, pod resources, secrets, retries) comes
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
 from emtune.cluster.trainjob import POD_NAME_ENV, POD_UID_ENV
-from emtune.components import evaluate, prep, report, train
+from emtune.components import eval_pairs, evaluate, prep, report, train
 from emtune.config import RunConfig
 from emtune.config.pipeline import StepResources
+from emtune.fsutil import atomic_write_text
 from emtune.pipeline.checks import check_pipeline_config
+from emtune.pipeline.ir_check import check_compiled_yaml
 from emtune.pipeline.params import PROVENANCE_PARAMS, compile_time_yaml, params_docstring, pipeline_signature
 
 PIPELINE_NAME = "emtune-pipeline"
@@ -63,7 +66,7 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
     check_pipeline_config(cfg)
     p = cfg.pipeline
     prep_op, train_op = (m.component(p.train_image) for m in (prep, train))
-    eval_op, report_op = (m.component(p.eval_image) for m in (evaluate, report))
+    eval_op, report_op, pairs_op = (m.component(p.eval_image) for m in (evaluate, report, eval_pairs))
     baked = compile_time_yaml(cfg)
 
     # The pipeline's one output is the report folder (kfp.local hands it back to `emtune pipeline run`).
@@ -102,7 +105,11 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
                 launched = train_task(p.launcher)
             with dsl.Else(name="single-node"):
                 in_pod = train_task(p.train)
-            pairs = dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"])
+            # The loop reads its items from a task's declared output (see emtune.components.eval_pairs).
+            planned = pairs_op(pairs=dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"]))
+            planned.set_caching_options(True)
+            _place(planned, p.report)  # a small CPU pod, like the report's
+            pairs = planned.output
             train_metrics = dsl.OneOf(launched.outputs["metrics"], in_pod.outputs["metrics"])
 
         with dsl.ParallelFor(pairs, parallelism=p.parallelism) as pair:
@@ -128,5 +135,14 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
 
 
 def compile_pipeline(cfg: RunConfig, path: Path) -> Path:
-    compiler.Compiler().compile(build_pipeline(cfg), str(path))
+    """Compile `cfg`'s pipeline to `path`, only once KFP's backend could resolve every input of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / path.name
+        compiler.Compiler().compile(build_pipeline(cfg), str(draft))
+        text = draft.read_text(encoding="utf-8")
+    problems = check_compiled_yaml(text)
+    # A graph the SDK compiles but the backend cannot run is a bug here (or in kfp), not the user's config.
+    if problems:
+        raise RuntimeError("the compiled pipeline would not resolve on KFP 2.17:\n" + "\n".join(problems))
+    atomic_write_text(path, text)
     return path

@@ -79,13 +79,18 @@ def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     tasks = spec["root"]["dag"]["tasks"]
     loop, inner = loop_of(spec)
     branches, _ = train_branches(spec)
-    assert set(tasks) == {"prep", branches, loop, "report"}
+    assert set(tasks) == {"prep", branches, "eval-pairs", loop, "report"}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
-    assert depends == {"prep": set(), branches: {"prep"}, loop: {branches}, "report": {loop, branches}}
+    assert depends == {
+        "prep": set(), branches: {"prep"}, "eval-pairs": {branches}, loop: {"eval-pairs"}, "report": {loop, branches}
+    }  # fmt: skip
     assert set(inner) == {"evaluate"}
-    # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran...
+    # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran, handed on
+    # by a pass-through task (see test_pipeline_ir_check)...
     items = tasks[loop]["parameterIterator"]["items"]["inputParameter"]
-    assert items.startswith(f"pipelinechannel--{branches}-") and "oneof" in items
+    assert tasks[loop]["inputs"]["parameters"][items]["taskOutputParameter"]["producerTask"] == "eval-pairs"
+    oneof = tasks["eval-pairs"]["inputs"]["parameters"]["pairs"]["taskOutputParameter"]
+    assert oneof["producerTask"] == branches and "oneof" in oneof["outputParameterKey"]
     params = set(inner["evaluate"]["inputs"]["parameters"])
     assert params >= {"compile_time_config", "model", "step", "benchmark", "train_learning_rate"}
     # ...and the report collects every pair's results, with the training metrics.
