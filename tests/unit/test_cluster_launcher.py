@@ -61,6 +61,9 @@ class RecordedCluster:
     def create_config_map(self, body: dict[str, Any]) -> None:
         self.config_maps.append(body)
 
+    def replace_config_map(self, body: dict[str, Any]) -> None:
+        raise AssertionError("only a retried step replaces its inputs (tests/unit/test_cluster_k8s.py)")
+
     def get_trainjob(self, name: str) -> dict[str, Any]:
         snap = self.snapshots[min(self.polls, len(self.snapshots) - 1)]
         self.polls += 1

@@ -117,3 +117,12 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Accounts the runner Role is bound to (a JSON list): the chart's runner account (schedules run as it) and
+KFP's default runner account, which runs what is started without one (submit, the dashboard): pipeline-runner
+in standalone KFP, default-editor in a Kubeflow profile; runner.bindServiceAccounts replaces the latter. */}}
+{{- define "emtune.runnerAccounts" -}}
+{{- $default := ternary (list "default-editor") (list "pipeline-runner") .Values.kfp.multiUser }}
+{{- $extra := ternary $default .Values.runner.bindServiceAccounts (kindIs "invalid" .Values.runner.bindServiceAccounts) }}
+{{- prepend $extra (include "emtune.serviceAccount" (dict "ctx" . "role" "runner")) | uniq | toJson }}
+{{- end }}
