@@ -13,10 +13,11 @@ from typing import Any
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
+from emtune.cluster.scratch import SCRATCH_DIR, SCRATCH_ENV, cache_env
 from emtune.cluster.trainjob import POD_NAME_ENV, POD_UID_ENV
 from emtune.components import eval_pairs, evaluate, prep, report, train
 from emtune.config import RunConfig
-from emtune.config.pipeline import StepResources
+from emtune.config.pipeline import PipelineConfig, StepResources
 from emtune.fsutil import atomic_write_text
 from emtune.pipeline.checks import check_pipeline_config
 from emtune.pipeline.ir_check import check_compiled_yaml
@@ -26,8 +27,11 @@ PIPELINE_NAME = "emtune-pipeline"
 COMPILED_YAML = Path(__file__).with_name("emtune_pipeline.yaml")
 
 
-def _place(task: dsl.PipelineTask, res: StepResources) -> None:
-    """Pod resources, accelerators, scheduling, and a RAM-backed /dev/shm for multi-accelerator pods."""
+def _place(task: dsl.PipelineTask, res: StepResources, p: PipelineConfig) -> None:
+    """Pod resources, accelerators, scheduling, image pull secrets, and a RAM-backed /dev/shm for
+    multi-accelerator pods."""
+    if p.image_pull_secrets:
+        kubernetes.set_image_pull_secrets(task, list(p.image_pull_secrets))
     if res.accelerator_count:
         task.set_accelerator_type(res.accelerator_type).set_accelerator_limit(res.accelerator_count)
     if res.cpu_request:
@@ -46,6 +50,19 @@ def _place(task: dsl.PipelineTask, res: StepResources) -> None:
         )
     if res.accelerator_count > 1:
         kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=res.shm_size)
+
+
+def _scratch(task: dsl.PipelineTask, size: str, p: PipelineConfig) -> None:
+    """A scratch volume of `size` for step folders, pulled checkpoints and caches (emtune.cluster.scratch)."""
+    if p.scratch.volume == "ephemeral":
+        kubernetes.add_ephemeral_volume(
+            task, "scratch", SCRATCH_DIR, access_modes=["ReadWriteOnce"], size=size,
+            storage_class_name=p.scratch.storage_class,
+        )  # fmt: skip
+    else:
+        kubernetes.empty_dir_mount(task, "scratch", SCRATCH_DIR, size_limit=size)
+    for name, value in {SCRATCH_ENV: SCRATCH_DIR, **cache_env(SCRATCH_DIR)}.items():
+        task.set_env_variable(name, value)
 
 
 def _secrets(task: dsl.PipelineTask, cfg: RunConfig, *, wandb: bool = False) -> None:
@@ -80,15 +97,17 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
         config = {"compile_time_config": baked, **{k: v for k, v in values.items() if k not in PROVENANCE_PARAMS}}
 
         prompts = prep_op(**config).set_caching_options(True)
-        _place(prompts, p.prep)
+        _place(prompts, p.prep, p)
         _secrets(prompts, cfg)
 
-        def train_task(resources: StepResources) -> dsl.PipelineTask:
+        def train_task(resources: StepResources, *, scratch: bool) -> dsl.PipelineTask:
             # A cached train step would skip training and hand on another run's checkpoints.
             task = train_op(
                 **config, prompts=prompts.outputs["prompts"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
             ).set_caching_options(False)
-            _place(task, resources)
+            _place(task, resources, p)
+            if scratch:  # the launcher pod only watches; the TrainJob's nodes have volumes of their own
+                _scratch(task, p.scratch.train_size, p)
             _secrets(task, cfg, wandb=True)
             # Who launched a TrainJob: it becomes the job's owner (emtune.cluster.trainjob.launcher_owner).
             kubernetes.use_field_path_as_env(task, POD_NAME_ENV, "metadata.name")
@@ -96,19 +115,19 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
             return task
 
         if local:
-            trained = train_task(p.train)
+            trained = train_task(p.train, scratch=False)  # kfp.local: this machine's disk
             pairs, train_metrics = trained.outputs["Output"], trained.outputs["metrics"]
         else:
             # train.nodes is a run-time parameter, so the branch is taken per run: with several nodes this pod
             # only launches and watches the TrainJob (whose nodes get the train resources) and holds no GPUs.
             with dsl.If(values["train_nodes"] > 1, name="multi-node"):
-                launched = train_task(p.launcher)
+                launched = train_task(p.launcher, scratch=False)
             with dsl.Else(name="single-node"):
-                in_pod = train_task(p.train)
+                in_pod = train_task(p.train, scratch=True)
             # The loop reads its items from a task's declared output (see emtune.components.eval_pairs).
             planned = pairs_op(pairs=dsl.OneOf(launched.outputs["Output"], in_pod.outputs["Output"]))
             planned.set_caching_options(True)
-            _place(planned, p.report)  # a small CPU pod, like the report's
+            _place(planned, p.report, p)  # a small CPU pod, like the report's
             pairs = planned.output
             train_metrics = dsl.OneOf(launched.outputs["metrics"], in_pod.outputs["metrics"])
 
@@ -116,14 +135,16 @@ def build_pipeline(cfg: RunConfig, *, local: bool = False) -> GraphComponent:
             evaluated = eval_op(**config, model=pair.model, step=pair.step, benchmark=pair.benchmark)
             evaluated.set_caching_options(True)
             evaluated.set_retry(p.eval_retries, backoff_duration=f"{p.eval_retry_backoff_s}s", backoff_factor=2.0)
-            _place(evaluated, p.eval)
+            _place(evaluated, p.eval, p)
+            if not local:
+                _scratch(evaluated, p.scratch.eval_size, p)
             _secrets(evaluated, cfg)
 
         reported = report_op(
             **config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             eval_results=dsl.Collected(evaluated.outputs["results"]), train_metrics=train_metrics,
         )  # fmt: skip
-        _place(reported, p.report)
+        _place(reported, p.report, p)
         _secrets(reported, cfg)  # it writes the report into the store
         return reported.outputs["report"]
 

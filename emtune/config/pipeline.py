@@ -93,11 +93,36 @@ class TrainJobConfig(Section):
         "volume per pod from checkpoint_storage_class).",
     )
     checkpoint_size: str = Field(
-        "200Gi", pattern=QUANTITY, description="Size limit of the emptyDir, or size of the ephemeral PVC."
+        "500Gi",
+        pattern=QUANTITY,
+        description="Size limit of the emptyDir (also each node's ephemeral-storage request), or size of the "
+        "ephemeral PVC; it holds step folders, resume state and the HF/Triton caches.",
     )
     checkpoint_storage_class: str | None = Field(
         None, description="StorageClass of the ephemeral PVC; unset: the cluster's default."
     )
+    shm_size: Annotated[str | None, BeforeValidator(_number_as_text)] = Field(
+        None,
+        pattern=QUANTITY,
+        description="Size of the nodes' in-memory /dev/shm; unset: the training runtime's own (the Helm chart's "
+        "trainingRuntime.shmSize). Set it for a runtime that declares none.",
+    )
+
+
+class ScratchConfig(Section):
+    """Disk of the train and eval pods: step folders, pulled checkpoints and the HF/vLLM/Triton caches.
+
+    The defaults fit the 7B recipe (configs/paper.yaml): see docs/deploy.md for the arithmetic."""
+
+    volume: Literal["ephemeral", "emptyDir"] = Field(
+        "ephemeral",
+        description="A generic ephemeral volume (a fresh PVC per pod, provisioned and scheduled like one), or an "
+        "emptyDir with a size limit on the node's own disk (KFP 2.17 sets no ephemeral-storage request on "
+        "pipeline pods, so the node may be short of it).",
+    )
+    storage_class: str | None = Field(None, description="StorageClass of the ephemeral volume; unset: the default.")
+    train_size: str = Field("500Gi", pattern=QUANTITY, description="Scratch of the single-node train pod.")
+    eval_size: str = Field("100Gi", pattern=QUANTITY, description="Scratch of each evaluation pod.")
 
 
 # Each step's defaults. A partial `pipeline.<step>:` section in a config is laid over these, so setting a node
@@ -134,6 +159,10 @@ class PipelineConfig(Section):
         "emtune-wandb", description="Secret whose W&B API key (key: secret_keys) reaches the train step; unset: none."
     )
     secret_keys: SecretKeys = Field(default_factory=SecretKeys)
+    image_pull_secrets: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list, description="Secrets every pipeline pod and TrainJob node pulls its image with."
+    )
+    scratch: ScratchConfig = Field(default_factory=ScratchConfig)
     prep: StepResources = Field(default_factory=lambda: _resources("prep"))
     train: StepResources = Field(default_factory=lambda: _resources("train"))
     launcher: StepResources = Field(

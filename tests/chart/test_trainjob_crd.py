@@ -74,7 +74,11 @@ def test_trainjob_from_the_charts_config_targets_the_charts_runtime(value_set: s
     pod = runtime_jobs[patch["name"]]["template"]["spec"]["template"]["spec"]
     patched = patch["template"]["spec"]["template"]["spec"]
     assert {c["name"] for c in patched["containers"]} <= {c["name"] for c in pod["containers"]}
-    # The job's extra mounts do not collide with the runtime's, except the shm volume it resizes.
+    # The job's extra mounts and volumes do not collide with the runtime's: its /dev/shm is the runtime's, sized
+    # by trainingRuntime.shmSize (a patch naming it would replace that size with the pipeline pods').
     runtime_mounts = {m["mountPath"] for c in pod["containers"] for m in c["volumeMounts"]}
     job_mounts = {m["mountPath"] for c in patched["containers"] for m in c["volumeMounts"]}
-    assert runtime_mounts & job_mounts == {"/dev/shm"}
+    assert "/dev/shm" in runtime_mounts and not runtime_mounts & job_mounts
+    assert not {v["name"] for v in pod["volumes"]} & {v["name"] for v in patched["volumes"]}
+    (dshm,) = [v for v in pod["volumes"] if v["name"] == "dshm"]
+    assert dshm["emptyDir"]["sizeLimit"] == ("64Gi" if value_set == "rdma" else "16Gi")
