@@ -140,6 +140,29 @@ def submit_pipeline(
         typer.echo(submit(request))
 
 
+WaitOption = Annotated[
+    float, typer.Option(min=0, help="Seconds to wait for KFP's API server to answer (it may still be starting).")
+]
+
+
+@pipeline_app.command("unschedule")
+def unschedule_pipeline(
+    host: Annotated[str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")],
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) of the experiment.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment the schedules belong to.")] = "emtune",
+    pipeline_name: Annotated[str, typer.Option(help="Name of the pipeline in KFP.")] = "emtune-pipeline",
+    wait: WaitOption = 60.0,
+) -> None:
+    """Delete the recurring runs `sync` created for the pipeline (the chart's pre-delete hook)."""
+    from emtune.runs.submit import make_client
+    from emtune.runs.sync import remove_schedules, wait_for_kfp
+
+    wait_for_kfp(host, deadline_s=wait)
+    client = make_client(host, namespace)
+    deleted = remove_schedules(client, experiment=experiment, pipeline_name=pipeline_name, namespace=namespace)
+    typer.echo(f"schedules deleted: {', '.join(deleted)}" if deleted else "no schedules to delete")
+
+
 @pipeline_app.command("sync")
 def sync_pipeline(
     host: Annotated[str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")],
@@ -152,16 +175,18 @@ def sync_pipeline(
     ] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
+    wait: WaitOption = 120.0,
 ) -> None:
     """Register the pipeline version (skipped when it exists), ensure the experiment, reconcile schedules."""
     from emtune.pipeline.checks import check_pipeline_config
     from emtune.runs.submit import make_client
-    from emtune.runs.sync import read_schedules, sync
+    from emtune.runs.sync import read_schedules, sync, wait_for_kfp
     from emtune.workflows.emtune_pipeline import compile_pipeline as compile_to
 
     cfg = build_config(config, sets)
     check_pipeline_config(cfg, cluster=True)
     wanted = read_schedules(schedules) if schedules is not None else None
+    wait_for_kfp(host, deadline_s=wait)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_to(cfg, Path(tmp) / "emtune_pipeline.yaml")
         base = Path(tmp) / "config.yaml"  # the schedules' runs start from this config

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,48 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emtune import __version__
 from emtune.config import RunConfig, load_config
-from emtune.errors import ConfigError
+from emtune.errors import ConfigError, PipelineError
 from emtune.runs.submit import cron_expression
 
 log = logging.getLogger(__name__)
 
 MANAGED_MARK = "managed by emtune pipeline sync"
 PAGE_SIZE = 100
+HEALTHZ_PATH = "/apis/v2beta1/healthz"
+# Seconds between tries while KFP comes up (a new cluster, an upgrade of KFP beside this release): doubling.
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 2.0, 30.0
+
+
+def wait_for_kfp(
+    host: str,
+    *,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once KFP's API server answers at `host`; PipelineError (one line) when it has not within deadline_s.
+
+    Any HTTP answer below 500 counts: a 401/403 comes from a server that is up (the calls that follow
+    authenticate). Connection errors and 5xx (a gateway with KFP not ready behind it) are retried."""
+    import requests
+
+    started, backoff, last = clock(), FIRST_BACKOFF_S, ""
+    url = host.rstrip("/") + HEALTHZ_PATH
+    while True:
+        try:
+            status = requests.get(url, timeout=min(10.0, max(deadline_s, 1.0))).status_code
+            if status < 500:
+                return
+            last = f"HTTP {status}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        left = deadline_s - (clock() - started)
+        if left <= 0:
+            raise PipelineError(f"KFP at {host!r} did not answer within {deadline_s:g} s (last: {last})")
+        if backoff == FIRST_BACKOFF_S:
+            log.info("waiting up to %g s for KFP at %s (%s)", deadline_s, host, last)
+        sleep(min(backoff, left))
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 class Schedule(BaseModel):
@@ -264,3 +300,15 @@ def sync(
         return result
     reconcile_schedules(client, result, desired, pipeline_name=pipeline_name, namespace=namespace)
     return result
+
+
+def remove_schedules(client: Any, *, experiment: str, pipeline_name: str, namespace: str | None = None) -> list[str]:
+    """Delete the recurring runs sync created for `pipeline_name` in `experiment` (a release's uninstall); their
+    names. Recurring runs it did not create stay."""
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment, namespace=namespace).experiment_id
+    except ValueError:  # kfp.Client: no experiment of that name, so no schedules in it
+        return []
+    result = SyncResult("", "", "", False, experiment_id)
+    reconcile_schedules(client, result, [], pipeline_name=pipeline_name, namespace=namespace)
+    return result.deleted

@@ -108,7 +108,7 @@ def test_multi_user_calls_kfp_with_projected_tokens() -> None:
 
 def test_every_pod_meets_the_restricted_standard(value_set: str) -> None:
     specs = list(pod_specs(render(value_set)))
-    assert len(specs) == 3  # dashboard, registration hook, TrainJob node
+    assert len(specs) == 4  # dashboard, the two registration hooks, TrainJob node
     for name, spec in specs:
         pod_ctx = spec["securityContext"]
         assert pod_ctx["runAsNonRoot"] is True and pod_ctx["runAsUser"] != 0, name

@@ -22,7 +22,7 @@ def test_names_fit_kubernetes_limits_for_the_longest_release_name() -> None:
             labels = obj["metadata"].get("labels", {})
             assert all(len(v) <= 63 for v in labels.values()), (obj["kind"], labels)
             if obj["kind"] == "Job":  # its pods carry job-name=<name>, a label value
-                assert obj["metadata"]["name"].endswith("-registration")
+                assert obj["metadata"]["name"].endswith(("-registration", "-unschedule"))
 
 
 def test_chart_needs_the_kubernetes_trainer_v2_3_needs() -> None:

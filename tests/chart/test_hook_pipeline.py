@@ -1,8 +1,10 @@
-"""The pipeline the registration hook compiles, for every value set: KFP 2.17's backend resolves all of it."""
+"""The registration hooks: the pipeline they compile resolves on KFP 2.17's backend for every value set, they
+fit helm's timeout, and the pre-delete hook removes the release's schedules."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from chart_render import render
@@ -44,3 +46,34 @@ def test_pull_secrets_reach_every_pipeline_task_and_the_runner_account(tmp_path:
         assert [s["secretName"] for s in executors[executor]["imagePullSecret"]] == ["mirror-creds"], executor
     accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
     assert accounts["emtune-runner"]["imagePullSecrets"] == [{"name": "mirror-creds"}]
+
+
+def hook_jobs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["annotations"]["helm.sh/hook"]: o for o in objects if o["kind"] == "Job"}
+
+
+def test_hooks_fit_helms_default_timeout(value_set: str) -> None:
+    """helm waits 5 minutes for a hook by default: each Job's deadline, and the wait for KFP inside it, end first."""
+    for job in hook_jobs(render(value_set)).values():
+        spec = job["spec"]
+        assert spec["activeDeadlineSeconds"] < 300, job["metadata"]["name"]
+        args = spec["template"]["spec"]["containers"][0]["args"]
+        assert 0 < float(args[args.index("--wait") + 1]) < spec["activeDeadlineSeconds"] / (spec["backoffLimit"] + 1)
+
+
+def test_uninstall_removes_the_releases_schedules_unless_kept(value_set: str) -> None:
+    jobs = hook_jobs(render(value_set))
+    delete = jobs["pre-delete"]
+    args = delete["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["pipeline", "unschedule"]
+    options = dict(zip(args[2::2], args[3::2], strict=True))
+    sync_args = jobs["post-install,post-upgrade"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    sync = dict(zip(sync_args[2::2], sync_args[3::2], strict=True))
+    for same in ("--host", "--experiment", "--pipeline-name"):
+        assert options[same] == sync[same]
+    assert ("--namespace" in options) == ("--namespace" in sync)
+    # It runs as the registration account (KFP rights in a profile), which a pre-delete hook still has.
+    spec = delete["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "emtune-registration"
+    assert "hook-succeeded" in delete["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    assert "pre-delete" not in hook_jobs(render(value_set, "--set", "registration.keepSchedulesOnUninstall=true"))

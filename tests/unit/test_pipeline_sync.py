@@ -21,7 +21,7 @@ from common import alias_workflows
 from emtune.config import load_config
 from emtune.errors import ConfigError
 from emtune.pipeline.params import param_values
-from emtune.runs.sync import MANAGED_MARK, load_schedules, sync, version_name
+from emtune.runs.sync import MANAGED_MARK, load_schedules, remove_schedules, sync, version_name
 
 alias_workflows()
 
@@ -61,6 +61,11 @@ class InMemoryKfp:
         self.versions[pipeline_id].append(version)
         self.mutations.append(f"upload_pipeline_version {pipeline_version_name}")
         return version
+
+    def get_experiment(self, experiment_name: str, namespace: str | None) -> Any:
+        if experiment_name not in self.experiments:
+            raise ValueError(f"No experiment is found with name {experiment_name}.")  # as kfp.Client does
+        return SimpleNamespace(experiment_id=self.experiments[experiment_name])
 
     def create_experiment(self, name: str, namespace: str | None) -> Any:
         if name not in self.experiments:
@@ -251,3 +256,20 @@ def test_cli_refuses_a_bad_schedules_file_in_one_line(tmp_path: Path, capsys: py
             main()
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "schedules" in err and "'every day'" in err and "Traceback" not in err
+
+
+def test_uninstall_removes_only_the_schedules_sync_created(package: Path, config: Path) -> None:
+    kfp = InMemoryKfp()
+    assert remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline") == []  # nothing yet
+    run_sync(kfp, package, config, {"schedules": [NIGHTLY, WEEKLY]})
+    kfp.recurring["theirs"] = SimpleNamespace(
+        recurring_run_id="theirs", display_name="mine", description="made by hand", status="ENABLED",
+        experiment_id=kfp.experiments["emtune"],
+    )  # fmt: skip
+    kfp.mutations.clear()
+    deleted = remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline")
+    assert sorted(deleted) == ["nightly", "weekly"]
+    assert kfp.mutations == ["disable nightly", "delete nightly", "delete weekly"]  # a paused one needs no disable
+    assert set(kfp.recurring) == {"theirs"}
+    # Another pipeline's release in the same experiment keeps its schedules.
+    assert remove_schedules(kfp, experiment="emtune", pipeline_name="other-pipeline") == []
