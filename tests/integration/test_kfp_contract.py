@@ -75,6 +75,7 @@ def test_sync_speaks_the_kfp_api(
     assert "uploaded" in out and "schedules created: nightly, weekly" in out
 
 
+@pytest.mark.usefixtures("config")  # its bearer token
 def test_unschedule_speaks_the_kfp_api(kfp_mock: KfpMock, capsys: pytest.CaptureFixture[str]) -> None:
     before = len(kfp_mock.requests())
     argv = ["pipeline", "unschedule", "--host", kfp_mock.url, "--experiment", "emtune"]
