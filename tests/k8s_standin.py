@@ -80,6 +80,15 @@ def handler_for(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
             cluster.objects[path] = body
             self._json(200, body)
 
+        def do_PATCH(self) -> None:  # a JSON merge patch of `data`, the one kind emtune sends
+            path, _, body = self._record()
+            if path not in cluster.objects:
+                self._status(404, "NotFound")
+                return
+            current = cluster.objects[path]
+            current["data"] = {**(current.get("data") or {}), **body.get("data", {})}
+            self._json(200, current)
+
         def do_GET(self) -> None:
             path, _, _ = self._record()
             if path in cluster.objects:

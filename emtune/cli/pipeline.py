@@ -117,6 +117,12 @@ def submit_pipeline(
         str | None, typer.Option(help="Cron schedule: create a recurring run (max concurrency 1, no catch-up).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pipeline and the request only.")] = False,
+    version_name: Annotated[
+        str | None, typer.Option(help="Name of the pipeline version to upload; default: config digest and time.")
+    ] = None,
+    use_version: Annotated[
+        str | None, typer.Option(help="Run this existing version of the pipeline (by name) instead of uploading.")
+    ] = None,
 ) -> None:
     """Upload the pipeline (or a new version) to Kubeflow Pipelines and start a run; prints its URL."""
     from emtune.runs.submit import build_request, submit
@@ -131,6 +137,8 @@ def submit_pipeline(
             experiment=experiment,
             run_name=run_name,
             recurring=recurring,
+            version_name=version_name,
+            use_version=use_version,
         )
         if dry_run:
             typer.echo(request.package.read_text(encoding="utf-8"), nl=False)
@@ -176,6 +184,12 @@ def sync_pipeline(
     config: ConfigOption = None,
     sets: SetOption = None,
     wait: WaitOption = 120.0,
+    record_configmap: Annotated[
+        str | None,
+        typer.Option(
+            help="ConfigMap (in this pod's namespace) to record the registered version in, for the dashboard."
+        ),
+    ] = None,
 ) -> None:
     """Register the pipeline version (skipped when it exists), ensure the experiment, reconcile schedules."""
     from emtune.pipeline.checks import check_pipeline_config
@@ -200,4 +214,10 @@ def sync_pipeline(
             namespace=namespace,
             schedules=wanted,
         )
+    if record_configmap:
+        from emtune.cluster.k8s import current_namespace, record_in_config_map
+        from emtune.runs.sync import REGISTERED_KEY, registered_record
+
+        text = registered_record(result, pipeline_name)
+        record_in_config_map(current_namespace(), record_configmap, REGISTERED_KEY, text)
     typer.echo(result.summary())

@@ -94,3 +94,13 @@ class KubernetesTrainJobClient:
         self.custom.delete_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, body=client.V1DeleteOptions(propagation_policy="Foreground")
         )
+
+
+def record_in_config_map(namespace: str, name: str, key: str, text: str, api_client: Any = None) -> None:
+    """Set one key of the existing ConfigMap `name` (a merge patch: the rest of it stays as it is)."""
+    from kubernetes import client, config
+
+    if api_client is None:
+        config.load_incluster_config()
+        api_client = client.ApiClient()
+    client.CoreV1Api(api_client).patch_namespaced_config_map(name, namespace, {"data": {key: text}})

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from emtune import __version__
 from emtune.config import RunConfig, load_config
 from emtune.errors import ConfigError, PipelineError
-from emtune.runs.submit import cron_expression
+from emtune.runs.submit import cron_expression, find_pipeline_id, find_version_id
 
 log = logging.getLogger(__name__)
 
@@ -190,20 +190,19 @@ class SyncResult:
         return "\n".join(lines)
 
 
-def _version_filter(name: str) -> str:
-    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+def ensure_pipeline_version(
+    client: Any, pipeline_name: str, name: str, package: Path, namespace: str | None = None
+) -> tuple[str, str, bool]:
+    """(pipeline id, version id, uploaded?) of the version `name`, uploading the pipeline/version if missing.
 
-
-def ensure_pipeline_version(client: Any, pipeline_name: str, name: str, package: Path) -> tuple[str, str, bool]:
-    """(pipeline id, version id, uploaded?) of the version `name`, uploading the pipeline/version if missing."""
-    pipeline_id = client.get_pipeline_id(pipeline_name)
+    In multi-user KFP the pipeline is the namespace's own: another profile's uploads never change it."""
+    pipeline_id = find_pipeline_id(client, pipeline_name, namespace)
     if pipeline_id is None:
-        pipeline_id = client.upload_pipeline(str(package), pipeline_name=pipeline_name).pipeline_id
+        pipeline_id = client.upload_pipeline(str(package), pipeline_name=pipeline_name, namespace=namespace).pipeline_id
         log.info("created pipeline %s (%s)", pipeline_name, pipeline_id)
-    versions = client.list_pipeline_versions(pipeline_id, page_size=PAGE_SIZE, filter=_version_filter(name))
-    for version in versions.pipeline_versions or []:
-        if version.display_name == name:  # the filter narrows; the name decides
-            return pipeline_id, version.pipeline_version_id, False
+    version_id = find_version_id(client, pipeline_id, name)
+    if version_id is not None:
+        return pipeline_id, version_id, False
     version = client.upload_pipeline_version(str(package), pipeline_version_name=name, pipeline_id=pipeline_id)
     log.info("uploaded pipeline version %s", name)
     return pipeline_id, version.pipeline_version_id, True
@@ -292,7 +291,7 @@ def sync(
     """Register `package` (the compiled pipeline) and, when a schedules file is given, reconcile its runs."""
     desired = desired_runs(config, schedules) if schedules is not None else []
     name = version_name(pipeline_name, package)
-    pipeline_id, version_id, uploaded = ensure_pipeline_version(client, pipeline_name, name, package)
+    pipeline_id, version_id, uploaded = ensure_pipeline_version(client, pipeline_name, name, package, namespace)
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id  # get or create
     result = SyncResult(pipeline_id, version_id, name, uploaded, experiment_id)
     if schedules is None:
@@ -312,3 +311,29 @@ def remove_schedules(client: Any, *, experiment: str, pipeline_name: str, namesp
     result = SyncResult("", "", "", False, experiment_id)
     reconcile_schedules(client, result, [], pipeline_name=pipeline_name, namespace=namespace)
     return result.deleted
+
+
+# The record of what the registration hook registered: the chart mounts it into the dashboard, so the
+# dashboard starts runs from the version this release registered, never from whichever version is newest.
+REGISTERED_ENV = "EMTUNE_KFP_REGISTERED"
+REGISTERED_KEY = "version.json"
+
+
+def registered_record(result: SyncResult, pipeline_name: str) -> str:
+    return json.dumps(
+        {"pipeline": pipeline_name, "pipeline_id": result.pipeline_id, "version_id": result.version_id,
+         "version_name": result.version_name},
+        sort_keys=True,
+    )  # fmt: skip
+
+
+def read_registered(path: Path | None) -> tuple[str, str] | None:
+    """(pipeline id, version id) from the hook's record at `path`; None when there is none (not yet synced)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return str(record["pipeline_id"]), str(record["version_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("ignoring the unreadable pipeline version record %s", path)
+        return None

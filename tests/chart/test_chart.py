@@ -300,8 +300,15 @@ def test_registration_hook_runs_an_idempotent_sync(value_set: str) -> None:
     assert options["--host"].startswith("http") and options["--experiment"] == "emtune"
     assert options["--pipeline-name"] == "emtune-pipeline"
     assert ("--namespace" in options) == (value_set == "multi-user")
+    # What it registered is recorded where the dashboard reads it (mounted, optional until the first sync).
+    assert options["--record-configmap"] == "emtune-registered"
+    dashboard = by_kind(objects, "Deployment")["emtune-dashboard"]["spec"]["template"]["spec"]
+    (registered,) = [v for v in dashboard["volumes"] if v["name"] == "registered"]
+    assert registered["configMap"] == {"name": "emtune-registered", "optional": True}
+    env = {e["name"]: e.get("value") for e in dashboard["containers"][0]["env"]}
+    assert env["EMTUNE_KFP_REGISTERED"] == "/etc/emtune/registered/version.json"
     assert job["spec"]["activeDeadlineSeconds"] > 0 and spec["restartPolicy"] == "Never"
-    assert spec["automountServiceAccountToken"] is False  # it talks to KFP only
+    assert spec["automountServiceAccountToken"] is True  # KFP, and one patch of its version record
 
 
 def test_registration_config_is_a_valid_cluster_config(value_set: str) -> None:

@@ -123,10 +123,26 @@ def emtune_calls() -> set[Grant]:
         return {rbac_of(request) for request in state.requests}
 
 
+def registration_calls() -> set[Grant]:
+    """The registration hook's one Kubernetes call (recording the registered version), as RBAC grants."""
+    from kubernetes import client
+
+    from emtune.cluster.k8s import record_in_config_map
+
+    with serve() as (state, k8s):
+        state.objects["/api/v1/namespaces/team/configmaps/emtune-registered"] = {"metadata": {}, "data": {}}
+        record_in_config_map("team", "emtune-registered", "version.json", "{}", api_client=k8s.core.api_client)
+        assert state.objects["/api/v1/namespaces/team/configmaps/emtune-registered"]["data"] == {"version.json": "{}"}
+        assert isinstance(k8s.core, client.CoreV1Api)
+        return {(*rbac_of(r)[:3], "emtune-registered") for r in state.requests}
+
+
+def roles(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == "Role"}
+
+
 def runner_role(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (role,) = [o for o in objects if o["kind"] == "Role"]  # the only Role the chart renders
-    assert role["metadata"]["name"] == "emtune-runner"
-    return role
+    return roles(objects)["emtune-runner"]
 
 
 def test_kfp_runtime_calls_are_kfps_own_runner_grants() -> None:
@@ -144,8 +160,9 @@ def test_kfp_api_calls_are_within_kubeflow_pipelines_edit() -> None:
 
 def test_rendered_runner_role_is_exactly_what_is_called(value_set: str) -> None:
     objects = render(value_set)
-    needed = KFP_RUNTIME | emtune_calls()
-    assert grants(runner_role(objects)["rules"]) == needed
+    assert set(roles(objects)) == {"emtune-runner", "emtune-registration"}  # the dashboard needs none
+    assert grants(runner_role(objects)["rules"]) == KFP_RUNTIME | emtune_calls()
+    assert grants(roles(objects)["emtune-registration"]["rules"]) == registration_calls()
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
@@ -174,16 +191,22 @@ def test_default_accounts_can_launch_a_trainjob_and_read_kfp_launcher(value_set:
 
 
 def test_bind_service_accounts_replaces_kfps_default() -> None:
-    objects = render("default", "--set-json", 'runner.bindServiceAccounts=["team-runner"]')
-    (binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert [s["name"] for s in binding["subjects"]] == ["emtune-runner", "team-runner"]
-    objects = render("default", "--set-json", "runner.bindServiceAccounts=[]")
-    (binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert [s["name"] for s in binding["subjects"]] == ["emtune-runner"]
+    def runner_subjects(*extra: str) -> list[str]:
+        objects = render("default", *extra)
+        (binding,) = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "emtune-runner"]
+        return [s["name"] for s in binding["subjects"]]
+
+    assert runner_subjects() == ["emtune-runner", "pipeline-runner"]
+    assert runner_subjects("--set-json", 'runner.bindServiceAccounts=["team-runner"]') == [
+        "emtune-runner",
+        "team-runner",
+    ]
+    assert runner_subjects("--set-json", "runner.bindServiceAccounts=[]") == ["emtune-runner"]
 
 
-def test_only_pipeline_pods_mount_a_kubernetes_token(value_set: str) -> None:
-    """The dashboard and the hooks call KFP, never the Kubernetes API: no token of theirs to steal."""
+def test_only_pods_that_call_kubernetes_mount_a_token(value_set: str) -> None:
+    """The dashboard and the pre-delete hook call KFP only: no Kubernetes token of theirs to steal. Pipeline
+    pods and the sync hook (its record of the version) get one."""
     objects = render(value_set)
     accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
     assert {name: sa["automountServiceAccountToken"] for name, sa in accounts.items()} == {
@@ -191,9 +214,12 @@ def test_only_pipeline_pods_mount_a_kubernetes_token(value_set: str) -> None:
         "emtune-dashboard": False,
         "emtune-registration": False,
     }
-    for obj in objects:
-        if obj["kind"] in ("Deployment", "Job"):
-            assert obj["spec"]["template"]["spec"]["automountServiceAccountToken"] is False, obj["metadata"]["name"]
+    mounted = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        for o in objects
+        if o["kind"] in ("Deployment", "Job")
+    }
+    assert mounted == {"emtune-dashboard": False, "emtune-registration": True, "emtune-unschedule": False}
     kfp_edit = [o for o in objects if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == "kubeflow-pipelines-edit"]
     assert {b["subjects"][0]["name"] for b in kfp_edit} == (
         {"emtune-dashboard", "emtune-registration"} if value_set == "multi-user" else set()

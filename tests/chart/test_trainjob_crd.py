@@ -62,7 +62,7 @@ def test_trainjob_from_the_charts_config_targets_the_charts_runtime(value_set: s
     """A 2-node run compiled from the release's config patches a replicated job and container the runtime has."""
     objects = render(value_set)
     (runtime,) = [o for o in objects if o["kind"] in ("TrainingRuntime", "ClusterTrainingRuntime")]
-    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "emtune-registration"]
     data = yaml.safe_load(config_map["data"]["pipeline.yaml"])
     cfg = validate_config({**data, "train": {"nodes": 2}})
     job = build_trainjob(cfg, name="emtune-run", namespace="team", config_map="emtune-run-inputs").to_dict()
