@@ -170,8 +170,8 @@ def _name_filter(name: str) -> str:
 
 def find_pipeline_id(client: Any, name: str, namespace: str | None) -> str | None:
     """The id of the pipeline `name` in `namespace`: multi-user KFP keeps one per namespace (None: shared)."""
-    found = client.list_pipelines(filter=_name_filter(name), namespace=namespace, page_size=2).pipelines or []
-    matches = [p for p in found if p.display_name == name]  # the filter narrows; the name decides
+    # As kfp.Client.get_pipeline_id (which cannot name a namespace): the server's name filter decides.
+    matches = client.list_pipelines(filter=_name_filter(name), namespace=namespace, page_size=2).pipelines or []
     if len(matches) > 1:
         raise PipelineError(f"KFP holds {len(matches)} pipelines named {name!r} in namespace {namespace!r}")
     return str(matches[0].pipeline_id) if matches else None
