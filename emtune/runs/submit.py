@@ -24,6 +24,7 @@ from emtune.runs.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
 
+UI_URL_ENV = "EMTUNE_KFP_UI_URL"  # where a browser opens KFP's UI; the API host is a different service
 TOKEN_ENV = "EMTUNE_KFP_TOKEN"  # a bearer token; else the in-cluster KFP service-account token, else none
 SA_TOKEN_PATH = Path("/var/run/secrets/kubeflow/pipelines/token")
 
@@ -217,11 +218,17 @@ def submit(request: SubmitRequest, client: Any = None) -> str:
         return _submit(request, client or make_client(request.host, request.namespace))
 
 
+def kfp_ui_url(host: str) -> str:
+    """The base of links into KFP's UI: $EMTUNE_KFP_UI_URL (the chart's kfp.uiUrl), else the API host itself
+    (a KFP reached through its UI's proxy, e.g. a port-forward of ml-pipeline-ui, serves both)."""
+    return (os.environ.get(UI_URL_ENV) or host).rstrip("/")
+
+
 def _submit(request: SubmitRequest, client: Any) -> str:
     assert request.host
     pipeline_id, version_id = _pipeline_version(client, request)
     experiment = client.create_experiment(request.experiment, namespace=request.namespace)
-    base = request.host.rstrip("/")
+    base = kfp_ui_url(request.host)
     if request.recurring:
         recurring = client.create_recurring_run(
             experiment_id=experiment.experiment_id,

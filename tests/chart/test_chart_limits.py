@@ -45,3 +45,11 @@ def test_an_http_route_needs_a_parent() -> None:
         "--set-json", 'dashboard.httpRoute.parentRefs=[{"name":"gw","namespace":"gateways"}]',
     )  # fmt: skip
     assert given.returncode == 0, given.stderr
+
+
+def test_kfp_ui_link_is_not_the_api_host() -> None:
+    from chart_render import render
+
+    (deployment,) = [o for o in render("default") if o["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EMTUNE_KFP_UI_URL"] == "http://ml-pipeline-ui.kubeflow" != env["EMTUNE_KFP_HOST"]

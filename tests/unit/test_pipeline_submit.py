@@ -215,3 +215,12 @@ def test_submit_names_its_version_or_runs_an_existing_one(tmp_path: Path) -> Non
     assert (run, run_args["version_id"]) == ("run_pipeline", "v-first")
     with pytest.raises(PipelineError, match="has no version 'nope'"):
         submit(build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", use_version="nope"), client)
+
+
+def test_links_open_kfps_ui_not_its_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    request = build_request(cfg, tmp_path / "p.yaml", host="http://ml-pipeline.kubeflow:8888")
+    monkeypatch.setenv("EMTUNE_KFP_UI_URL", "https://kubeflow.example.com/pipeline/")
+    assert submit(request, RecordingKfp(existing_pipeline="p-old")) == (
+        "https://kubeflow.example.com/pipeline/#/runs/details/r-1"
+    )

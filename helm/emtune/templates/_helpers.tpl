@@ -82,6 +82,8 @@ capabilities:
 {{- define "emtune.kfpEnv" -}}
 - name: EMTUNE_KFP_HOST
   value: {{ .Values.kfp.host | quote }}
+- name: EMTUNE_KFP_UI_URL
+  value: {{ .Values.kfp.uiUrl | quote }}
 {{- if .Values.kfp.multiUser }}
 - name: EMTUNE_KFP_NAMESPACE
   value: {{ .Release.Namespace | quote }}
