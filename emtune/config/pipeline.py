@@ -114,11 +114,12 @@ class ScratchConfig(Section):
 
     The defaults fit the 7B recipe (configs/paper.yaml): see docs/deploy.md for the arithmetic."""
 
-    volume: Literal["ephemeral", "emptyDir"] = Field(
-        "ephemeral",
-        description="A generic ephemeral volume (a fresh PVC per pod, provisioned and scheduled like one), or an "
-        "emptyDir with a size limit on the node's own disk (KFP 2.17 sets no ephemeral-storage request on "
-        "pipeline pods, so the node may be short of it).",
+    volume: Literal["emptyDir", "ephemeral"] = Field(
+        "emptyDir",
+        description="An emptyDir with a size limit on the node's disk, or a generic ephemeral volume (a fresh PVC "
+        "per pod, provisioned like one). KFP 2.17 sets neither an ephemeral-storage request nor an fsGroup on "
+        "pipeline pods: the emptyDir is always writable but not reserved; choose ephemeral where the storage "
+        "class gives the image's user (uid 1000, gid 0) a writable volume.",
     )
     storage_class: str | None = Field(None, description="StorageClass of the ephemeral volume; unset: the default.")
     train_size: str = Field("500Gi", pattern=QUANTITY, description="Scratch of the single-node train pod.")

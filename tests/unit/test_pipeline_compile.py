@@ -187,10 +187,11 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
     assert secrets("exec-evaluate") == {"emtune-s3": s3}
     assert secrets("exec-prep") == {"emtune-s3": s3}
     assert secrets("exec-report") == {"emtune-s3": s3}  # it puts the report beside the steps in the store
-    assert platform[in_pod]["emptyDirMounts"] == [
-        {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}
-    ]
-    assert "emptyDirMounts" not in platform.get("exec-evaluate", {})  # one accelerator: no NCCL shm needed
+    def shm(executor: str) -> list[dict[str, str]]:
+        return [m for m in platform.get(executor, {}).get("emptyDirMounts", []) if m["mountPath"] == "/dev/shm"]
+
+    assert shm(in_pod) == [{"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}]
+    assert shm("exec-evaluate") == []  # one accelerator: no NCCL shm needed
 
 
 def test_secret_key_names_and_one_secret_for_both(tmp_path: Path) -> None:
@@ -313,8 +314,8 @@ def test_train_and_eval_pods_keep_their_data_on_a_scratch_volume(tmp_path: Path)
     eval_exec = spec["components"][inner["evaluate"]["componentRef"]["name"]]["executorLabel"]
     sizes = {eval_exec: "100Gi", in_pod_executor(spec): "500Gi"}
     for executor, size in sizes.items():
-        (volume,) = platform[executor]["genericEphemeralVolume"]
-        assert (volume["mountPath"], volume["size"], volume["defaultStorageClass"]) == ("/scratch", size, True)
+        (volume,) = platform[executor]["emptyDirMounts"]
+        assert volume == {"mountPath": "/scratch", "sizeLimit": size, "volumeName": "scratch"}
         env = {e["name"]: e["value"] for e in executors[executor]["container"]["env"]}
         assert env["EMTUNE_SCRATCH"] == "/scratch" and env["TMPDIR"] == "/scratch"
         assert {env[k] for k in ("HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR")} <= {
