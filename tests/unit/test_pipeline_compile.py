@@ -187,6 +187,7 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
     assert secrets("exec-evaluate") == {"emtune-s3": s3}
     assert secrets("exec-prep") == {"emtune-s3": s3}
     assert secrets("exec-report") == {"emtune-s3": s3}  # it puts the report beside the steps in the store
+
     def shm(executor: str) -> list[dict[str, str]]:
         return [m for m in platform.get(executor, {}).get("emptyDirMounts", []) if m["mountPath"] == "/dev/shm"]
 
