@@ -11,6 +11,7 @@ that dies hard cannot leave it holding GPUs.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,6 +135,8 @@ def _pod_patch(cfg: RunConfig, config_map: str) -> m.TrainerV1alpha1PodSpecPatch
     ]
     pull_secrets = [m.IoK8sApiCoreV1LocalObjectReference(name=name) for name in cfg.pipeline.image_pull_secrets]
     return m.TrainerV1alpha1PodSpecPatch(
+        # SIGTERM to SIGKILL: the trainer's own grace (train.stop_grace_s) plus a margin for torchrun's shutdown.
+        termination_grace_period_seconds=math.ceil(cfg.train.stop_grace_s) + 10,
         containers=[m.TrainerV1alpha1ContainerPatch(name=TRAINER_CONTAINER, volume_mounts=mounts)],
         volumes=volumes,
         node_selector=res.node_selector or None,

@@ -249,3 +249,10 @@ def test_secret_key_names_follow_the_config() -> None:
     assert refs["AWS_ACCESS_KEY_ID"] == {"name": "team-s3", "key": "access-key", "optional": True}
     assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "team-s3", "key": "secret-key", "optional": True}
     assert refs["WANDB_API_KEY"] == {"name": "emtune-wandb", "key": "api-key", "optional": True}
+
+
+def test_node_pods_get_the_trainers_stop_grace(cfg: RunConfig) -> None:
+    """Kubernetes kills a pod terminationGracePeriodSeconds after SIGTERM: the trainer's grace must fit inside."""
+    assert node_pod(cfg)["terminationGracePeriodSeconds"] == 30  # ceil(20.0) + 10
+    cfg.train.stop_grace_s = 45.5
+    assert node_pod(cfg)["terminationGracePeriodSeconds"] == 56
