@@ -232,7 +232,8 @@ def test_exposure_options() -> None:
     (pdb,) = by_kind(multi, "PodDisruptionBudget").values()
     assert pdb["spec"]["minAvailable"] == 1
     (route,) = by_kind(multi, "HTTPRoute").values()
-    assert route["spec"]["parentRefs"] == [{"name": "kubeflow-gateway", "namespace": "kubeflow"}]
+    # A Gateway API Gateway: Kubeflow's kubeflow-gateway is an Istio Gateway, which an HTTPRoute cannot attach to.
+    assert route["spec"]["parentRefs"] == [{"name": "platform-gateway", "namespace": "gateway-system"}]
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "emtune-dashboard", "port": 80}]
     env = {
         e["name"]: e.get("value")
