@@ -129,6 +129,12 @@ def submit_pipeline(
         str | None, typer.Option(help="Cron schedule: create a recurring run (max concurrency 1, no catch-up).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the pipeline and the request only.")] = False,
+    version_name: Annotated[
+        str | None, typer.Option(help="Name of the pipeline version to upload; default: config digest and time.")
+    ] = None,
+    use_version: Annotated[
+        str | None, typer.Option(help="Run this existing version of the pipeline (by name) instead of uploading.")
+    ] = None,
 ) -> None:
     """Upload the pipeline (or a new version) to Kubeflow Pipelines and start a run; prints its URL."""
     from emtune.runs.submit import build_request, submit
@@ -143,6 +149,8 @@ def submit_pipeline(
             experiment=experiment,
             run_name=run_name,
             recurring=recurring,
+            version_name=version_name,
+            use_version=use_version,
         )
         if dry_run:
             typer.echo(request.package.read_text(encoding="utf-8"), nl=False)
@@ -150,6 +158,29 @@ def submit_pipeline(
             typer.echo(yaml.safe_dump({"request": request.summary}, sort_keys=True), nl=False)
             return
         typer.echo(submit(request))
+
+
+WaitOption = Annotated[
+    float, typer.Option(min=0, help="Seconds to wait for KFP's API server to answer (it may still be starting).")
+]
+
+
+@pipeline_app.command("unschedule")
+def unschedule_pipeline(
+    host: Annotated[str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")],
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace (profile) of the experiment.")] = None,
+    experiment: Annotated[str, typer.Option(help="KFP experiment the schedules belong to.")] = "emtune",
+    pipeline_name: Annotated[str, typer.Option(help="Name of the pipeline in KFP.")] = "emtune-pipeline",
+    wait: WaitOption = 60.0,
+) -> None:
+    """Delete the recurring runs `sync` created for the pipeline (the chart's pre-delete hook)."""
+    from emtune.runs.submit import make_client
+    from emtune.runs.sync import remove_schedules, wait_for_kfp
+
+    wait_for_kfp(host, deadline_s=wait)
+    client = make_client(host, namespace)
+    deleted = remove_schedules(client, experiment=experiment, pipeline_name=pipeline_name, namespace=namespace)
+    typer.echo(f"schedules deleted: {', '.join(deleted)}" if deleted else "no schedules to delete")
 
 
 @pipeline_app.command("sync")
@@ -164,16 +195,24 @@ def sync_pipeline(
     ] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
+    wait: WaitOption = 120.0,
+    record_configmap: Annotated[
+        str | None,
+        typer.Option(
+            help="ConfigMap (in this pod's namespace) to record the registered version in, for the dashboard."
+        ),
+    ] = None,
 ) -> None:
     """Register the pipeline version (skipped when it exists), ensure the experiment, reconcile schedules."""
     from emtune.pipeline.checks import check_pipeline_config
     from emtune.runs.submit import make_client
-    from emtune.runs.sync import read_schedules, sync
+    from emtune.runs.sync import read_schedules, sync, wait_for_kfp
     from emtune.workflows.emtune_pipeline import compile_pipeline as compile_to
 
     cfg = build_config(config, sets)
     check_pipeline_config(cfg, cluster=True)
     wanted = read_schedules(schedules) if schedules is not None else None
+    wait_for_kfp(host, deadline_s=wait)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_to(cfg, Path(tmp) / "emtune_pipeline.yaml")
         base = Path(tmp) / "config.yaml"  # the schedules' runs start from this config
@@ -187,4 +226,10 @@ def sync_pipeline(
             namespace=namespace,
             schedules=wanted,
         )
+    if record_configmap:
+        from emtune.cluster.k8s import current_namespace, record_in_config_map
+        from emtune.runs.sync import REGISTERED_KEY, registered_record
+
+        text = registered_record(result, pipeline_name)
+        record_in_config_map(current_namespace(), record_configmap, REGISTERED_KEY, text)
     typer.echo(result.summary())

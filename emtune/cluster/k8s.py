@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from emtune.cluster.launcher import PodInfo
+from emtune.cluster.launcher import AlreadyExists, NotFound, PodInfo
 from emtune.cluster.trainjob import TRAINER_CONTAINER, TRAINER_JOB
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
@@ -19,6 +20,21 @@ def current_namespace(default: str = "default") -> str:
         return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or default
     except OSError:
         return default
+
+
+@contextlib.contextmanager
+def _status_errors() -> Iterator[None]:
+    """The API server's 409 and 404 as the launcher's AlreadyExists and NotFound."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 409:
+            raise AlreadyExists(exc.reason) from None
+        if exc.status == 404:
+            raise NotFound(exc.reason) from None
+        raise
 
 
 class KubernetesTrainJobClient:
@@ -36,13 +52,19 @@ class KubernetesTrainJobClient:
         self.core = client.CoreV1Api(api_client)
 
     def create_trainjob(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+        with _status_errors():
+            return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 
     def create_config_map(self, body: dict[str, Any]) -> None:
-        self.core.create_namespaced_config_map(self.namespace, body)
+        with _status_errors():
+            self.core.create_namespaced_config_map(self.namespace, body)
+
+    def replace_config_map(self, body: dict[str, Any]) -> None:
+        self.core.replace_namespaced_config_map(body["metadata"]["name"], self.namespace, body)
 
     def get_trainjob(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        with _status_errors():
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
     def node0_pod(self, name: str) -> PodInfo | None:
         selector = ",".join(
@@ -72,3 +94,13 @@ class KubernetesTrainJobClient:
         self.custom.delete_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, body=client.V1DeleteOptions(propagation_policy="Foreground")
         )
+
+
+def record_in_config_map(namespace: str, name: str, key: str, text: str, api_client: Any = None) -> None:
+    """Set one key of the existing ConfigMap `name` (a merge patch: the rest of it stays as it is)."""
+    from kubernetes import client, config
+
+    if api_client is None:
+        config.load_incluster_config()
+        api_client = client.ApiClient()
+    client.CoreV1Api(api_client).patch_namespaced_config_map(name, namespace, {"data": {key: text}})

@@ -41,14 +41,24 @@ class PodInfo:
     phase: str  # Pending | Running | Succeeded | Failed | Unknown
 
 
+class AlreadyExists(Exception):
+    """A create found an object of that name (HTTP 409)."""
+
+
+class NotFound(Exception):
+    """The object is not there (HTTP 404)."""
+
+
 class TrainJobClient(Protocol):
     """What the launcher needs from the cluster, in one namespace."""
 
-    def create_trainjob(self, body: dict[str, Any]) -> dict[str, Any]: ...  # returns the created object
+    def create_trainjob(self, body: dict[str, Any]) -> dict[str, Any]: ...  # the created object; AlreadyExists
 
-    def create_config_map(self, body: dict[str, Any]) -> None: ...
+    def create_config_map(self, body: dict[str, Any]) -> None: ...  # AlreadyExists
 
-    def get_trainjob(self, name: str) -> dict[str, Any]: ...
+    def replace_config_map(self, body: dict[str, Any]) -> None: ...
+
+    def get_trainjob(self, name: str) -> dict[str, Any]: ...  # NotFound
 
     def node0_pod(self, name: str) -> PodInfo | None: ...
 
@@ -100,12 +110,12 @@ class TrainJobLauncher:
         """Create the job (and `inputs(uid)`, its ConfigMap), follow it to the end; raise TrainingError on failure."""
         assert trainjob.metadata is not None and trainjob.metadata.name is not None
         name = trainjob.metadata.name
-        created = self.client.create_trainjob(trainjob.to_dict())
-        log.info("created TrainJob %s", name)
         started = self.clock()
+        created = self._create(name, trainjob.to_dict(), started)
+        log.info("created TrainJob %s", name)
         try:
             if inputs is not None:
-                self.client.create_config_map(inputs(created["metadata"]["uid"]).to_dict())
+                self._create_inputs(inputs(created["metadata"]["uid"]).to_dict())
             state, detail = self._follow(name, started)
         except BaseException as exc:  # cancelled, timed out or broken: never leave the job running unwatched
             self._delete(name, reason=type(exc).__name__)
@@ -113,6 +123,32 @@ class TrainJobLauncher:
         if state is JobState.FAILED:
             raise TrainingError(f"TrainJob {name} failed: {detail}")
         log.info("TrainJob %s completed", name)
+
+    def _create(self, name: str, body: dict[str, Any], started: float) -> dict[str, Any]:
+        """Create the job; one left by a previous attempt of this step is replaced.
+
+        A KFP retry reruns the step with the same run id, hence the same job name. The old job is not adopted:
+        its owner is the previous attempt's pod, so it goes when Argo removes that pod, and it may have failed.
+        """
+        try:
+            return self.client.create_trainjob(body)
+        except AlreadyExists:
+            log.warning("TrainJob %s exists (a previous attempt of this step): replacing it", name)
+        self.client.delete_trainjob(name)
+        while True:  # foreground deletion: the job is gone once its pods and its inputs ConfigMap are
+            try:
+                self.client.get_trainjob(name)
+            except NotFound:
+                break
+            self._check_deadline(name, started, self.settings.start_timeout_s, "go away after deletion")
+            self.sleep(self.settings.poll_s)
+        return self.client.create_trainjob(body)
+
+    def _create_inputs(self, body: dict[str, Any]) -> None:
+        try:
+            self.client.create_config_map(body)
+        except AlreadyExists:  # left by a previous attempt whose job was deleted without it
+            self.client.replace_config_map(body)
 
     def _follow(self, name: str, started: float) -> tuple[JobState, str]:
         """Wait for node 0 to run, stream its log while polling the job, and return how the job ended.

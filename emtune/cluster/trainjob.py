@@ -11,12 +11,14 @@ that dies hard cannot leave it holding GPUs.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from kubeflow_trainer_api import models as m
 
+from emtune.cluster.scratch import cache_env
 from emtune.config import RunConfig, dump_config
 from emtune.config.pipeline import StepResources, TrainJobConfig
 from emtune.errors import ConfigError
@@ -32,7 +34,10 @@ RUN_CONFIG_FILE = "run.yaml"
 PROMPTS_FILE = "prompts.parquet"
 # Where each node keeps its local step folders before rank 0 pushes them to the store: a volume of its own
 # (pipeline.trainjob.checkpoint_volume), not the container's writable layer.
-NODE_RUN_DIR = "/var/lib/emtune/run"
+# The same volume holds the node's caches (HF, Triton, torch extensions), beside the run folder.
+NODE_VOLUME_DIR = "/var/lib/emtune"
+NODE_RUN_DIR = f"{NODE_VOLUME_DIR}/run"
+NODE_CACHE_DIR = f"{NODE_VOLUME_DIR}/cache"
 RUN_VOLUME = "emtune-run"
 # Kubeflow profile namespaces inject an Istio sidecar that breaks torchrun's rendezvous (kubeflow/trainer#2794);
 # the label is Istio's current switch, the annotation the one older releases read.
@@ -78,13 +83,15 @@ def _quantities(values: dict[str, str | None]) -> dict[str, m.IoK8sApimachineryP
     return given or None
 
 
-def node_resources(res: StepResources) -> m.IoK8sApiCoreV1ResourceRequirements:
+def node_resources(res: StepResources, settings: TrainJobConfig) -> m.IoK8sApiCoreV1ResourceRequirements:
+    """Each node's requests and limits; an emptyDir run volume is the node's own disk, so it is requested too."""
     limits: dict[str, str | None] = {"cpu": res.cpu_limit, "memory": res.memory_limit}
     if res.accelerator_count:
         limits[res.accelerator_type] = str(res.accelerator_count)
-    return m.IoK8sApiCoreV1ResourceRequirements(
-        requests=_quantities({"cpu": res.cpu_request, "memory": res.memory_request}), limits=_quantities(limits)
-    )
+    requests = {"cpu": res.cpu_request, "memory": res.memory_request}
+    if settings.checkpoint_volume == "emptyDir":
+        requests["ephemeral-storage"] = settings.checkpoint_size
+    return m.IoK8sApiCoreV1ResourceRequirements(requests=_quantities(requests), limits=_quantities(limits))
 
 
 def run_volume(settings: TrainJobConfig) -> m.IoK8sApiCoreV1Volume:
@@ -105,32 +112,36 @@ def run_volume(settings: TrainJobConfig) -> m.IoK8sApiCoreV1Volume:
     )
 
 
-def _pod_patch(res: StepResources, settings: TrainJobConfig, config_map: str) -> m.TrainerV1alpha1PodSpecPatch:
+def _pod_patch(cfg: RunConfig, config_map: str) -> m.TrainerV1alpha1PodSpecPatch:
+    res, settings = cfg.pipeline.train, cfg.pipeline.trainjob
     volumes = [
         m.IoK8sApiCoreV1Volume(name="emtune-inputs", config_map=m.IoK8sApiCoreV1ConfigMapVolumeSource(name=config_map)),
-        # NCCL and dataloader workers need more shared memory than the container default of 64 MiB.
-        m.IoK8sApiCoreV1Volume(
-            name="dshm",
-            empty_dir=m.IoK8sApiCoreV1EmptyDirVolumeSource(
-                medium="Memory", size_limit=m.IoK8sApimachineryPkgApiResourceQuantity(res.shm_size)
-            ),
-        ),
         run_volume(settings),
     ]
     mounts = [
         m.IoK8sApiCoreV1VolumeMount(name="emtune-inputs", mount_path=INPUTS_DIR, read_only=True),
-        m.IoK8sApiCoreV1VolumeMount(name="dshm", mount_path="/dev/shm"),
-        m.IoK8sApiCoreV1VolumeMount(name=RUN_VOLUME, mount_path=NODE_RUN_DIR),
+        m.IoK8sApiCoreV1VolumeMount(name=RUN_VOLUME, mount_path=NODE_VOLUME_DIR),
     ]
+    # NCCL and dataloader workers need more shared memory than the container default of 64 MiB. The runtime
+    # declares it (the chart's trainingRuntime.shmSize); a patch naming the volume would replace its size.
+    if settings.shm_size is not None:
+        quantity = m.IoK8sApimachineryPkgApiResourceQuantity(settings.shm_size)
+        empty_dir = m.IoK8sApiCoreV1EmptyDirVolumeSource(medium="Memory", size_limit=quantity)
+        volumes.append(m.IoK8sApiCoreV1Volume(name="dshm", empty_dir=empty_dir))
+        mounts.append(m.IoK8sApiCoreV1VolumeMount(name="dshm", mount_path="/dev/shm"))
     tolerations = [
         m.IoK8sApiCoreV1Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect)
         for t in res.tolerations
     ]
+    pull_secrets = [m.IoK8sApiCoreV1LocalObjectReference(name=name) for name in cfg.pipeline.image_pull_secrets]
     return m.TrainerV1alpha1PodSpecPatch(
+        # SIGTERM to SIGKILL: the trainer's own grace (train.stop_grace_s) plus a margin for torchrun's shutdown.
+        termination_grace_period_seconds=math.ceil(cfg.train.stop_grace_s) + 10,
         containers=[m.TrainerV1alpha1ContainerPatch(name=TRAINER_CONTAINER, volume_mounts=mounts)],
         volumes=volumes,
         node_selector=res.node_selector or None,
         tolerations=tolerations or None,
+        image_pull_secrets=pull_secrets or None,
     )
 
 
@@ -161,7 +172,7 @@ def build_trainjob(
     nodes, res, settings = cfg.train.nodes, cfg.pipeline.train, cfg.pipeline.trainjob
     if nodes < 1:
         raise ConfigError(f"train.nodes = {nodes}: a TrainJob needs at least 1 node")
-    pod_patch = _pod_patch(res, settings, config_map)
+    pod_patch = _pod_patch(cfg, config_map)
     patch = m.TrainerV1alpha1RuntimePatch(
         manager=PATCH_MANAGER,
         training_runtime_spec=m.TrainerV1alpha1TrainingRuntimeSpecPatch(
@@ -191,8 +202,12 @@ def build_trainjob(
         command=["torchrun", "-m", "emtune", "train", "--config", f"{INPUTS_DIR}/{RUN_CONFIG_FILE}", "--resume"],
         num_nodes=nodes,
         num_proc_per_node=max(res.accelerator_count, 1),
-        resources_per_node=node_resources(res),
-        env=[m.IoK8sApiCoreV1EnvVar(name="PYTHONUNBUFFERED", value="1"), *secret_env(cfg)],
+        resources_per_node=node_resources(res, settings),
+        env=[
+            m.IoK8sApiCoreV1EnvVar(name="PYTHONUNBUFFERED", value="1"),
+            *(m.IoK8sApiCoreV1EnvVar(name=k, value=v) for k, v in cache_env(NODE_CACHE_DIR).items()),
+            *secret_env(cfg),
+        ],
     )
     return m.TrainerV1alpha1TrainJob(
         api_version=API_VERSION,

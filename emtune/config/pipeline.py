@@ -103,11 +103,37 @@ class TrainJobConfig(Section):
         "volume per pod from checkpoint_storage_class).",
     )
     checkpoint_size: str = Field(
-        "200Gi", pattern=QUANTITY, description="Size limit of the emptyDir, or size of the ephemeral PVC."
+        "500Gi",
+        pattern=QUANTITY,
+        description="Size limit of the emptyDir (also each node's ephemeral-storage request), or size of the "
+        "ephemeral PVC; it holds step folders, resume state and the HF/Triton caches.",
     )
     checkpoint_storage_class: str | None = Field(
         None, description="StorageClass of the ephemeral PVC; unset: the cluster's default."
     )
+    shm_size: Annotated[str | None, BeforeValidator(_number_as_text)] = Field(
+        None,
+        pattern=QUANTITY,
+        description="Size of the nodes' in-memory /dev/shm; unset: the training runtime's own (the Helm chart's "
+        "trainingRuntime.shmSize). Set it for a runtime that declares none.",
+    )
+
+
+class ScratchConfig(Section):
+    """Disk of the train and eval pods: step folders, pulled checkpoints and the HF/vLLM/Triton caches.
+
+    The defaults fit the 7B recipe (configs/paper.yaml): see docs/deploy.md for the arithmetic."""
+
+    volume: Literal["emptyDir", "ephemeral"] = Field(
+        "emptyDir",
+        description="An emptyDir with a size limit on the node's disk, or a generic ephemeral volume (a fresh PVC "
+        "per pod, provisioned like one). KFP 2.17 sets neither an ephemeral-storage request nor an fsGroup on "
+        "pipeline pods: the emptyDir is always writable but not reserved; choose ephemeral where the storage "
+        "class gives the image's user (uid 1000, gid 0) a writable volume.",
+    )
+    storage_class: str | None = Field(None, description="StorageClass of the ephemeral volume; unset: the default.")
+    train_size: str = Field("500Gi", pattern=QUANTITY, description="Scratch of the single-node train pod.")
+    eval_size: str = Field("100Gi", pattern=QUANTITY, description="Scratch of each evaluation pod.")
 
 
 # Each step's defaults. A partial `pipeline.<step>:` section in a config is laid over these, so setting a node
@@ -149,6 +175,10 @@ class PipelineConfig(Section):
         "optional) for the promote step; unset: none.",
     )
     secret_keys: SecretKeys = Field(default_factory=SecretKeys)
+    image_pull_secrets: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list, description="Secrets every pipeline pod and TrainJob node pulls its image with."
+    )
+    scratch: ScratchConfig = Field(default_factory=ScratchConfig)
     prep: StepResources = Field(default_factory=lambda: _resources("prep"))
     train: StepResources = Field(default_factory=lambda: _resources("train"))
     launcher: StepResources = Field(

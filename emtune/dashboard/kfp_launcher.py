@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from emtune.errors import EmtuneError
 from emtune.pipeline.params import PROVENANCE_PARAMS, config_from_params, param_values
 from emtune.pipeline.steps import run_store_uri
 from emtune.runs.local import Provenance
+from emtune.runs.sync import REGISTERED_ENV, read_registered
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,19 @@ _STATES = {
     "CANCELED": "stopped",
     "PAUSED": "running",
 }
+
+
+def registered_version() -> tuple[str, str] | None:
+    """(pipeline id, version id) the registration hook recorded (the chart mounts it; see emtune.runs.sync)."""
+    path = os.environ.get(REGISTERED_ENV)
+    return read_registered(Path(path) if path else None)
+
+
+def _declared_by(version: Any) -> set[str] | None:
+    """The run parameters a pipeline version declares, if its spec says."""
+    spec = version.pipeline_spec if isinstance(version.pipeline_spec, dict) else {}
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters")
+    return set(declared) if declared else None
 
 
 def _text(value: Any) -> str | None:
@@ -211,7 +226,12 @@ class KfpLauncher:
             )
 
     def _latest_version(self) -> tuple[str, str, set[str] | None]:
-        """(pipeline id, newest version id, the parameters that version declares, if it says)."""
+        """(pipeline id, version id, the parameters that version declares, if it says): the version the chart's
+        hook registered for this release when it recorded one, else the newest."""
+        registered = registered_version()
+        if registered is not None:
+            version = self.client.get_pipeline_version(*registered)
+            return (*registered, _declared_by(version))
         name = self.settings.pipeline_name
         pipeline_id = self.client.get_pipeline_id(name)
         if pipeline_id is None:
@@ -220,9 +240,7 @@ class KfpLauncher:
         if not versions.pipeline_versions:
             raise LaunchError(f"pipeline {name!r} has no version on {self.host}; run `emtune pipeline sync` first")
         version = versions.pipeline_versions[0]
-        spec = version.pipeline_spec if isinstance(version.pipeline_spec, dict) else {}
-        declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters")
-        return str(pipeline_id), str(version.pipeline_version_id), set(declared) if declared else None
+        return str(pipeline_id), str(version.pipeline_version_id), _declared_by(version)
 
     def _with_store(self, cfg: RunConfig) -> RunConfig:
         """The store is the dashboard's (--store-uri), not the run config's."""

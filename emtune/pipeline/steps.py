@@ -12,10 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from emtune.cluster.scratch import SCRATCH_ENV
 from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, TrainingError
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
@@ -134,6 +135,12 @@ def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
         launcher.run(job, inputs)
 
 
+def pod_out_dir(out_dir: Path, env: Mapping[str, str]) -> Path:
+    """Where a pipeline pod keeps the run folder: a relative one on its scratch volume, not its container layer."""
+    scratch = env.get(SCRATCH_ENV)
+    return Path(scratch) / out_dir if scratch and not out_dir.is_absolute() else out_dir
+
+
 def train_step(
     compile_time_config: str, run_parameters: dict[str, Any], prompts_dir: str, run_id: str, metrics_path: str
 ) -> list[dict[str, Any]]:
@@ -145,6 +152,7 @@ def train_step(
     prompts = Path(prompts_dir) / PROMPTS_FILE
     cfg.train.prompts = str(prompts)
     cfg.data.field = "problem"  # prep names the problem column so, whatever the source called it
+    cfg.run.out_dir = pod_out_dir(cfg.run.out_dir, os.environ)
     if cfg.train.nodes > 1:
         _train_on_trainjob(cfg, prompts, run_id)
     else:

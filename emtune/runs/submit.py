@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from emtune.runs.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
 
+UI_URL_ENV = "EMTUNE_KFP_UI_URL"  # where a browser opens KFP's UI; the API host is a different service
 TOKEN_ENV = "EMTUNE_KFP_TOKEN"  # a bearer token; else the in-cluster KFP service-account token, else none
 SA_TOKEN_PATH = Path("/var/run/secrets/kubeflow/pipelines/token")
 
@@ -38,6 +40,7 @@ class SubmitRequest:
     params: dict[str, Any]
     package: Path  # the compiled pipeline YAML
     recurring: str | None = None  # a 6-field cron expression (seconds first), as KFP schedules
+    use_version: str | None = None  # run this existing version of the pipeline instead of uploading one
     # What a dry run prints alongside the compiled pipeline.
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +89,8 @@ def build_request(
     run_name: str | None = None,
     recurring: str | None = None,
     provenance: Provenance | None = None,
+    version_name: str | None = None,
+    use_version: str | None = None,
 ) -> SubmitRequest:
     """Check the config, compile the pipeline into `package` and assemble the run request.
 
@@ -107,18 +112,20 @@ def build_request(
         namespace=namespace,
         experiment=experiment,
         pipeline_name=PIPELINE_NAME,
-        version_name=f"{PIPELINE_NAME}-{cfg.digest()}-{stamp}",
+        version_name=version_name or f"{PIPELINE_NAME}-{cfg.digest()}-{stamp}",
         run_name=run_name or f"{cfg.run.name}-{stamp}",
         params=params,
         package=package,
         recurring=cron_expression(recurring) if recurring else None,
+        use_version=use_version,
     )
     request.summary = {
         "host": request.host or None,
         "namespace": namespace,
         "experiment": experiment,
         "pipeline": request.pipeline_name,
-        "pipeline_version": request.version_name,
+        "pipeline_version": use_version or request.version_name,
+        "upload": use_version is None,
         "run_name": request.run_name,
         "recurring": {"cron": request.recurring, "max_concurrency": 1, "no_catchup": True} if recurring else None,
         "parameters": params,
@@ -158,11 +165,42 @@ def make_client(host: str, namespace: str | None) -> Any:
         return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token, credentials=credentials)
 
 
+def _name_filter(name: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+
+
+def find_pipeline_id(client: Any, name: str, namespace: str | None) -> str | None:
+    """The id of the pipeline `name` in `namespace`: multi-user KFP keeps one per namespace (None: shared)."""
+    # As kfp.Client.get_pipeline_id (which cannot name a namespace): the server's name filter decides.
+    matches = client.list_pipelines(filter=_name_filter(name), namespace=namespace, page_size=2).pipelines or []
+    if len(matches) > 1:
+        raise PipelineError(f"KFP holds {len(matches)} pipelines named {name!r} in namespace {namespace!r}")
+    return str(matches[0].pipeline_id) if matches else None
+
+
+def find_version_id(client: Any, pipeline_id: str, name: str) -> str | None:
+    """The id of the version `name` of the pipeline, if it was uploaded."""
+    versions = client.list_pipeline_versions(pipeline_id, page_size=2, filter=_name_filter(name))
+    matches = [v for v in versions.pipeline_versions or [] if v.display_name == name]
+    return str(matches[0].pipeline_version_id) if matches else None
+
+
 def _pipeline_version(client: Any, request: SubmitRequest) -> tuple[str, str]:
-    """Upload the pipeline, or a new version of it when one of that name exists; (pipeline id, version id)."""
-    pipeline_id = client.get_pipeline_id(request.pipeline_name)
+    """(pipeline id, version id): the existing version `use_version`, or a new version named `version_name`
+    (the pipeline itself is uploaded, in the request's namespace, when it does not exist yet)."""
+    pipeline_id = find_pipeline_id(client, request.pipeline_name, request.namespace)
+    if request.use_version:
+        version_id = find_version_id(client, pipeline_id, request.use_version) if pipeline_id else None
+        if pipeline_id is None or version_id is None:
+            raise PipelineError(
+                f"pipeline {request.pipeline_name!r} has no version {request.use_version!r} in namespace "
+                f"{request.namespace!r}; list them in the KFP UI or leave --use-version out to upload one"
+            )
+        return pipeline_id, version_id
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(str(request.package), pipeline_name=request.pipeline_name)
+        pipeline = client.upload_pipeline(
+            str(request.package), pipeline_name=request.pipeline_name, namespace=request.namespace
+        )
         pipeline_id = pipeline.pipeline_id
         versions = client.list_pipeline_versions(pipeline_id, sort_by="created_at desc", page_size=1)
         return pipeline_id, versions.pipeline_versions[0].pipeline_version_id
@@ -180,11 +218,17 @@ def submit(request: SubmitRequest, client: Any = None) -> str:
         return _submit(request, client or make_client(request.host, request.namespace))
 
 
+def kfp_ui_url(host: str) -> str:
+    """The base of links into KFP's UI: $EMTUNE_KFP_UI_URL (the chart's kfp.uiUrl), else the API host itself
+    (a KFP reached through its UI's proxy, e.g. a port-forward of ml-pipeline-ui, serves both)."""
+    return (os.environ.get(UI_URL_ENV) or host).rstrip("/")
+
+
 def _submit(request: SubmitRequest, client: Any) -> str:
     assert request.host
     pipeline_id, version_id = _pipeline_version(client, request)
     experiment = client.create_experiment(request.experiment, namespace=request.namespace)
-    base = request.host.rstrip("/")
+    base = kfp_ui_url(request.host)
     if request.recurring:
         recurring = client.create_recurring_run(
             experiment_id=experiment.experiment_id,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,48 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emtune import __version__
 from emtune.config import RunConfig, load_config
-from emtune.errors import ConfigError
-from emtune.runs.submit import cron_expression
+from emtune.errors import ConfigError, PipelineError
+from emtune.runs.submit import cron_expression, find_pipeline_id, find_version_id
 
 log = logging.getLogger(__name__)
 
 MANAGED_MARK = "managed by emtune pipeline sync"
 PAGE_SIZE = 100
+HEALTHZ_PATH = "/apis/v2beta1/healthz"
+# Seconds between tries while KFP comes up (a new cluster, an upgrade of KFP beside this release): doubling.
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 2.0, 30.0
+
+
+def wait_for_kfp(
+    host: str,
+    *,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once KFP's API server answers at `host`; PipelineError (one line) when it has not within deadline_s.
+
+    Any HTTP answer below 500 counts: a 401/403 comes from a server that is up (the calls that follow
+    authenticate). Connection errors and 5xx (a gateway with KFP not ready behind it) are retried."""
+    import requests
+
+    started, backoff, last = clock(), FIRST_BACKOFF_S, ""
+    url = host.rstrip("/") + HEALTHZ_PATH
+    while True:
+        try:
+            status = requests.get(url, timeout=min(10.0, max(deadline_s, 1.0))).status_code
+            if status < 500:
+                return
+            last = f"HTTP {status}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        left = deadline_s - (clock() - started)
+        if left <= 0:
+            raise PipelineError(f"KFP at {host!r} did not answer within {deadline_s:g} s (last: {last})")
+        if backoff == FIRST_BACKOFF_S:
+            log.info("waiting up to %g s for KFP at %s (%s)", deadline_s, host, last)
+        sleep(min(backoff, left))
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 class Schedule(BaseModel):
@@ -154,20 +190,19 @@ class SyncResult:
         return "\n".join(lines)
 
 
-def _version_filter(name: str) -> str:
-    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+def ensure_pipeline_version(
+    client: Any, pipeline_name: str, name: str, package: Path, namespace: str | None = None
+) -> tuple[str, str, bool]:
+    """(pipeline id, version id, uploaded?) of the version `name`, uploading the pipeline/version if missing.
 
-
-def ensure_pipeline_version(client: Any, pipeline_name: str, name: str, package: Path) -> tuple[str, str, bool]:
-    """(pipeline id, version id, uploaded?) of the version `name`, uploading the pipeline/version if missing."""
-    pipeline_id = client.get_pipeline_id(pipeline_name)
+    In multi-user KFP the pipeline is the namespace's own: another profile's uploads never change it."""
+    pipeline_id = find_pipeline_id(client, pipeline_name, namespace)
     if pipeline_id is None:
-        pipeline_id = client.upload_pipeline(str(package), pipeline_name=pipeline_name).pipeline_id
+        pipeline_id = client.upload_pipeline(str(package), pipeline_name=pipeline_name, namespace=namespace).pipeline_id
         log.info("created pipeline %s (%s)", pipeline_name, pipeline_id)
-    versions = client.list_pipeline_versions(pipeline_id, page_size=PAGE_SIZE, filter=_version_filter(name))
-    for version in versions.pipeline_versions or []:
-        if version.display_name == name:  # the filter narrows; the name decides
-            return pipeline_id, version.pipeline_version_id, False
+    version_id = find_version_id(client, pipeline_id, name)
+    if version_id is not None:
+        return pipeline_id, version_id, False
     version = client.upload_pipeline_version(str(package), pipeline_version_name=name, pipeline_id=pipeline_id)
     log.info("uploaded pipeline version %s", name)
     return pipeline_id, version.pipeline_version_id, True
@@ -256,7 +291,7 @@ def sync(
     """Register `package` (the compiled pipeline) and, when a schedules file is given, reconcile its runs."""
     desired = desired_runs(config, schedules) if schedules is not None else []
     name = version_name(pipeline_name, package)
-    pipeline_id, version_id, uploaded = ensure_pipeline_version(client, pipeline_name, name, package)
+    pipeline_id, version_id, uploaded = ensure_pipeline_version(client, pipeline_name, name, package, namespace)
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id  # get or create
     result = SyncResult(pipeline_id, version_id, name, uploaded, experiment_id)
     if schedules is None:
@@ -264,3 +299,41 @@ def sync(
         return result
     reconcile_schedules(client, result, desired, pipeline_name=pipeline_name, namespace=namespace)
     return result
+
+
+def remove_schedules(client: Any, *, experiment: str, pipeline_name: str, namespace: str | None = None) -> list[str]:
+    """Delete the recurring runs sync created for `pipeline_name` in `experiment` (a release's uninstall); their
+    names. Recurring runs it did not create stay."""
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment, namespace=namespace).experiment_id
+    except ValueError:  # kfp.Client: no experiment of that name, so no schedules in it
+        return []
+    result = SyncResult("", "", "", False, experiment_id)
+    reconcile_schedules(client, result, [], pipeline_name=pipeline_name, namespace=namespace)
+    return result.deleted
+
+
+# The record of what the registration hook registered: the chart mounts it into the dashboard, so the
+# dashboard starts runs from the version this release registered, never from whichever version is newest.
+REGISTERED_ENV = "EMTUNE_KFP_REGISTERED"
+REGISTERED_KEY = "version.json"
+
+
+def registered_record(result: SyncResult, pipeline_name: str) -> str:
+    return json.dumps(
+        {"pipeline": pipeline_name, "pipeline_id": result.pipeline_id, "version_id": result.version_id,
+         "version_name": result.version_name},
+        sort_keys=True,
+    )  # fmt: skip
+
+
+def read_registered(path: Path | None) -> tuple[str, str] | None:
+    """(pipeline id, version id) from the hook's record at `path`; None when there is none (not yet synced)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return str(record["pipeline_id"]), str(record["version_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("ignoring the unreadable pipeline version record %s", path)
+        return None

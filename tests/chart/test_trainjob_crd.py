@@ -62,7 +62,7 @@ def test_trainjob_from_the_charts_config_targets_the_charts_runtime(value_set: s
     """A 2-node run compiled from the release's config patches a replicated job and container the runtime has."""
     objects = render(value_set)
     (runtime,) = [o for o in objects if o["kind"] in ("TrainingRuntime", "ClusterTrainingRuntime")]
-    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "emtune-registration"]
     data = yaml.safe_load(config_map["data"]["pipeline.yaml"])
     cfg = validate_config({**data, "train": {"nodes": 2}})
     job = build_trainjob(cfg, name="emtune-run", namespace="team", config_map="emtune-run-inputs").to_dict()
@@ -74,7 +74,11 @@ def test_trainjob_from_the_charts_config_targets_the_charts_runtime(value_set: s
     pod = runtime_jobs[patch["name"]]["template"]["spec"]["template"]["spec"]
     patched = patch["template"]["spec"]["template"]["spec"]
     assert {c["name"] for c in patched["containers"]} <= {c["name"] for c in pod["containers"]}
-    # The job's extra mounts do not collide with the runtime's, except the shm volume it resizes.
+    # The job's extra mounts and volumes do not collide with the runtime's: its /dev/shm is the runtime's, sized
+    # by trainingRuntime.shmSize (a patch naming it would replace that size with the pipeline pods').
     runtime_mounts = {m["mountPath"] for c in pod["containers"] for m in c["volumeMounts"]}
     job_mounts = {m["mountPath"] for c in patched["containers"] for m in c["volumeMounts"]}
-    assert runtime_mounts & job_mounts == {"/dev/shm"}
+    assert "/dev/shm" in runtime_mounts and not runtime_mounts & job_mounts
+    assert not {v["name"] for v in pod["volumes"]} & {v["name"] for v in patched["volumes"]}
+    (dshm,) = [v for v in pod["volumes"] if v["name"] == "dshm"]
+    assert dshm["emptyDir"]["sizeLimit"] == ("64Gi" if value_set == "rdma" else "16Gi")

@@ -61,6 +61,7 @@ def test_sync_speaks_the_kfp_api(
     # The mock answers every lookup with one schema-built object (named "string"): the pipeline exists, our
     # version does not, the experiment exists, and its one recurring run is not one sync created.
     assert new_requests(kfp_mock, before) == [
+        "GET /apis/v2beta1/healthz",  # emtune waits for the server to answer (a hook may start before KFP)
         "GET /apis/v2beta1/healthz",  # kfp.Client checks the server first
         "GET /apis/v2beta1/pipelines",
         "GET /apis/v2beta1/pipelines/string/versions",
@@ -72,6 +73,23 @@ def test_sync_speaks_the_kfp_api(
         "POST /apis/v2beta1/recurringruns",
     ]
     assert "uploaded" in out and "schedules created: nightly, weekly" in out
+
+
+@pytest.mark.usefixtures("config")  # its bearer token
+def test_unschedule_speaks_the_kfp_api(kfp_mock: KfpMock, capsys: pytest.CaptureFixture[str]) -> None:
+    before = len(kfp_mock.requests())
+    argv = ["pipeline", "unschedule", "--host", kfp_mock.url, "--experiment", "emtune"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    # The experiment exists; its one recurring run (the mock's) is not one sync created: nothing is deleted.
+    assert new_requests(kfp_mock, before) == [
+        "GET /apis/v2beta1/healthz",
+        "GET /apis/v2beta1/healthz",
+        "GET /apis/v2beta1/experiments",
+        "GET /apis/v2beta1/recurringruns",
+        "GET /apis/v2beta1/recurringruns",
+    ]
+    assert out.strip() == "no schedules to delete"
 
 
 def test_submit_speaks_the_kfp_api(kfp_mock: KfpMock, config: Path, capsys: pytest.CaptureFixture[str]) -> None:

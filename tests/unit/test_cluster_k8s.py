@@ -1,99 +1,23 @@
-"""The Kubernetes client layer (`emtune.cluster.k8s`): the real `kubernetes` client against an HTTP stand-in.
-
-No Kubernetes API server runs on these machines, so a small server on 127.0.0.1 answers the few paths the
-client uses the way the API server does (JSON objects, label-selected lists, a followed log) and records every
-request: the tests check the requests the client sends and how it reads the answers.
-"""
+"""The Kubernetes client layer (`emtune.cluster.k8s`): the real `kubernetes` client against an HTTP stand-in
+(tests/k8s_standin.py) that records every request: the tests check the requests the client sends and how it
+reads the answers."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
-from kubernetes import client
+from k8s_standin import TRAINJOBS, Cluster, pod, serve
 
 from emtune.cluster.k8s import KubernetesTrainJobClient, current_namespace
 from emtune.cluster.launcher import PodInfo
 
-TRAINJOBS = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/team/trainjobs"
-
-
-def pod(name: str, created: str, phase: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "creationTimestamp": created}, "status": {"phase": phase}}
-
-
-class Cluster:
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
-        self.pods: list[dict[str, Any]] = []
-        self.log_lines: list[str] = []
-
-
-def handler_for(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep pytest output clean
-            pass
-
-        def _record(self) -> tuple[str, dict[str, list[str]], Any]:
-            url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            query = parse_qs(url.query)
-            cluster.requests.append((self.command, url.path, query, body))
-            return url.path, query, body
-
-        def _json(self, status: int, obj: Any) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            _, _, body = self._record()
-            self._json(201, {**body, "metadata": {**body["metadata"], "uid": "uid-42", "resourceVersion": "1"}})
-
-        def do_GET(self) -> None:
-            path, _, _ = self._record()
-            if path == f"{TRAINJOBS}/emtune-run":
-                self._json(200, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "status": {}})
-            elif path == "/api/v1/namespaces/team/pods":
-                self._json(200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": cluster.pods})
-            elif path.endswith("/log"):
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                for line in cluster.log_lines:  # as a followed log arrives: line by line
-                    self.wfile.write(f"{line}\n".encode())
-                    self.wfile.flush()
-            else:
-                self._json(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
-
-        def do_DELETE(self) -> None:
-            self._record()
-            self._json(200, {"kind": "Status", "status": "Success"})
-
-    return Handler
-
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[Cluster, KubernetesTrainJobClient]]:
-    state = Cluster()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    config = client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
-    try:
-        yield state, KubernetesTrainJobClient("team", api_client=client.ApiClient(config))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve() as running:
+        yield running
 
 
 def test_create_get_and_delete_a_trainjob(cluster: tuple[Cluster, KubernetesTrainJobClient]) -> None:
@@ -152,3 +76,40 @@ def test_current_namespace_reads_the_service_account(tmp_path: Any, monkeypatch:
     assert current_namespace() == "default"
     (tmp_path / "namespace").write_text("team-a\n", encoding="utf-8")
     assert current_namespace() == "team-a"
+
+
+def test_a_retried_step_replaces_the_previous_attempts_trainjob_and_config_map(
+    cluster: tuple[Cluster, KubernetesTrainJobClient],
+) -> None:
+    """A KFP retry reruns the launcher with the same run id: the old job and inputs exist (409 on create)."""
+    from emtune.cluster.launcher import LaunchSettings, TrainJobLauncher
+    from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob
+    from emtune.config import load_config
+
+    state, k8s = cluster
+    cfg = load_config(None, {"train.nodes": 2, "store.uri": "s3://bucket/runs"})
+    job = build_trainjob(cfg, name="emtune-run1", namespace="team", config_map="emtune-run1-inputs")
+
+    def inputs(uid: str) -> Any:
+        return build_inputs_config_map(
+            cfg, b"PAR1", name="emtune-run1-inputs", namespace="team", owner=job, owner_uid=uid
+        )
+
+    old_job = {"metadata": {"name": "emtune-run1", "uid": "uid-old"}, "status": {"conditions": []}}
+    state.objects[f"{TRAINJOBS}/emtune-run1"] = old_job
+    state.objects["/api/v1/namespaces/team/configmaps/emtune-run1-inputs"] = {"metadata": {"uid": "cm-old"}}
+    state.trainjob_status = {"conditions": [{"type": "Complete", "status": "True", "reason": "JobsCompleted"}]}
+    state.pods = [pod("emtune-run1-node-0-0-a", "2026-11-27T07:00:00Z", "Succeeded")]
+    TrainJobLauncher(k8s, LaunchSettings(poll_s=0.01, drain_s=1.0), emit=lambda line: None).run(job, inputs)
+    calls = [(method, path.rsplit("/", 1)[-1]) for method, path, _, _ in state.requests[:7]]
+    assert calls == [
+        ("POST", "trainjobs"),  # 409: the previous attempt's
+        ("DELETE", "emtune-run1"),
+        ("GET", "emtune-run1"),  # 404: gone
+        ("POST", "trainjobs"),
+        ("POST", "configmaps"),  # 409: left behind
+        ("PUT", "emtune-run1-inputs"),
+        ("GET", "emtune-run1"),
+    ]
+    replaced = state.objects["/api/v1/namespaces/team/configmaps/emtune-run1-inputs"]
+    assert replaced["metadata"]["ownerReferences"][0]["uid"] == "uid-42"  # the new job owns the inputs

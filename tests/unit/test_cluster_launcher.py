@@ -23,16 +23,26 @@ from emtune.cluster.trainjob import build_inputs_config_map, build_trainjob
 from emtune.config import load_config
 from emtune.errors import TrainingError
 
-# Conditions as the Trainer 2.3 controller writes them on a TrainJob's status.
-CREATED = {"type": "Created", "status": "True", "reason": "JobsCreationSucceeded", "message": "jobs are created"}
-COMPLETE = {"type": "Complete", "status": "True", "reason": "JobsCompleted", "message": "jobs are completed"}
-FAILED = {
-    "type": "Failed",
-    "status": "True",
-    "reason": "JobsFailed",
-    "message": 'jobset failed: replicatedJob "node" failed: BackoffLimitExceeded',
-}
-SUSPENDED_FALSE = {"type": "Suspended", "status": "False", "reason": "Resumed", "message": ""}
+
+# Conditions as Trainer v2.3's controller writes them (kubeflow/trainer v2.3.0): Complete and Failed are the
+# JobSet's (sigs.k8s.io/jobset v0.12.0) conditions with the type renamed, so reason and message are JobSet's
+# (pkg/runtime/framework/plugins/jobset/jobset.go, jobset's pkg/constants); a missed activeDeadlineSeconds and
+# suspension are the TrainJob controller's own (pkg/controller/trainjob_controller.go, pkg/constants). A job
+# that is only running carries no condition at all: Trainer v2.3 sets no "Created" or "Running".
+def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": "2026-11-27T07:00:00Z", "observedGeneration": 1,
+    }  # fmt: skip
+
+
+COMPLETE = condition("Complete", "True", "AllJobsCompleted", "jobset completed successfully")
+FAILED = condition("Failed", "True", "FailedJobs", "jobset failed due to one or more job failures")
+MAX_RESTARTS = condition("Failed", "True", "ReachedMaxRestarts", "jobset failed due to reaching max number of restarts")
+DEADLINE = condition("Failed", "True", "DeadlineExceeded", "TrainJob exceeded its active deadline")
+# Admitted by a queue (Kueue) after being created suspended.
+RESUMED = condition("Suspended", "False", "Resumed", "TrainJob is resumed")
+SUSPENDED = condition("Suspended", "True", "Suspended", "TrainJob is suspended")
 
 
 def snapshot(*conditions: dict[str, str]) -> dict[str, Any]:
@@ -60,6 +70,9 @@ class RecordedCluster:
 
     def create_config_map(self, body: dict[str, Any]) -> None:
         self.config_maps.append(body)
+
+    def replace_config_map(self, body: dict[str, Any]) -> None:
+        raise AssertionError("only a retried step replaces its inputs (tests/unit/test_cluster_k8s.py)")
 
     def get_trainjob(self, name: str) -> dict[str, Any]:
         snap = self.snapshots[min(self.polls, len(self.snapshots) - 1)]
@@ -114,17 +127,20 @@ def launch(cluster: RecordedCluster, job: Any, inputs: Any, **settings: float) -
 
 def test_job_state_reads_conditions() -> None:
     assert job_state(snapshot()) == (JobState.PENDING, "")
-    assert job_state(snapshot(CREATED, SUSPENDED_FALSE)) == (JobState.PENDING, "")
-    assert job_state(snapshot(CREATED, COMPLETE)) == (JobState.SUCCEEDED, "")
-    state, detail = job_state(snapshot(CREATED, FAILED))
-    assert state is JobState.FAILED and detail.startswith("JobsFailed: jobset failed")
+    assert job_state(snapshot(SUSPENDED)) == (JobState.PENDING, "")
+    assert job_state(snapshot(RESUMED)) == (JobState.PENDING, "")
+    assert job_state(snapshot(RESUMED, COMPLETE)) == (JobState.SUCCEEDED, "")
+    assert job_state(snapshot(COMPLETE)) == (JobState.SUCCEEDED, "")
+    assert job_state(snapshot(FAILED)) == (JobState.FAILED, "FailedJobs: jobset failed due to one or more job failures")
+    assert job_state(snapshot(MAX_RESTARTS))[1].startswith("ReachedMaxRestarts: jobset failed due to reaching")
+    assert job_state(snapshot(DEADLINE)) == (JobState.FAILED, "DeadlineExceeded: TrainJob exceeded its active deadline")
     assert job_state({"status": {"conditions": [{**FAILED, "status": "False"}]}})[0] is JobState.PENDING
 
 
 def test_success_streams_node0_logs_then_waits_for_complete(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
     cluster = RecordedCluster(
-        snapshots=[snapshot(), snapshot(CREATED), snapshot(CREATED), snapshot(CREATED), snapshot(CREATED, COMPLETE)],
+        snapshots=[snapshot(), snapshot(RESUMED), snapshot(RESUMED), snapshot(RESUMED), snapshot(RESUMED, COMPLETE)],
         pod_phases=[None, "Pending", "Running"],
         logs=["step 1 loss 0.9\n", "step 2 loss 0.7\n"],
     )
@@ -139,25 +155,27 @@ def test_success_streams_node0_logs_then_waits_for_complete(job_and_inputs: Any)
 def test_failure_raises_with_the_jobs_reason_and_keeps_the_job(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
     cluster = RecordedCluster(
-        snapshots=[snapshot(CREATED), snapshot(CREATED), snapshot(CREATED, FAILED)],
+        snapshots=[snapshot(RESUMED), snapshot(RESUMED), snapshot(RESUMED, FAILED)],
         pod_phases=["Running"],
         logs=["Traceback (most recent call last):", "RuntimeError: CUDA error: out of memory"],
     )
-    with pytest.raises(TrainingError, match=r"TrainJob emtune-run1 failed: JobsFailed: .*BackoffLimitExceeded"):
+    with pytest.raises(
+        TrainingError, match=r"TrainJob emtune-run1 failed: FailedJobs: jobset failed due to one or more job failures"
+    ):
         launch(cluster, job, inputs)
     assert cluster.deleted == []  # a finished job stays for `kubectl describe`
 
 
 def test_failure_before_node0_runs(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
-    cluster = RecordedCluster(snapshots=[snapshot(CREATED), snapshot(CREATED, FAILED)], pod_phases=["Pending"], logs=[])
-    with pytest.raises(TrainingError, match="JobsFailed"):
+    cluster = RecordedCluster(snapshots=[snapshot(RESUMED), snapshot(RESUMED, FAILED)], pod_phases=["Pending"], logs=[])
+    with pytest.raises(TrainingError, match="FailedJobs"):
         launch(cluster, job, inputs)
 
 
 def test_timeout_deletes_the_job(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
-    cluster = RecordedCluster(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=["step 1"])
+    cluster = RecordedCluster(snapshots=[snapshot(RESUMED)], pod_phases=["Running"], logs=["step 1"])
     with pytest.raises(TrainingError, match="did not finish within 60 s; it was deleted"):
         launch(cluster, job, inputs, timeout_s=60)
     assert cluster.deleted == ["emtune-run1"]
@@ -165,7 +183,7 @@ def test_timeout_deletes_the_job(job_and_inputs: Any) -> None:
 
 def test_node0_never_starting_deletes_the_job(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
-    cluster = RecordedCluster(snapshots=[snapshot(CREATED)], pod_phases=[None, "Pending"], logs=[])
+    cluster = RecordedCluster(snapshots=[snapshot(RESUMED)], pod_phases=[None, "Pending"], logs=[])
     with pytest.raises(TrainingError, match="did not start running within 30 s"):
         launch(cluster, job, inputs, start_timeout_s=30)
     assert cluster.deleted == ["emtune-run1"]
@@ -181,7 +199,7 @@ def test_dropped_log_stream_does_not_fail_a_running_job(job_and_inputs: Any) -> 
             raise ConnectionResetError("connection reset by peer")
 
     cluster = Dropping(
-        snapshots=[snapshot(CREATED)] * 3 + [snapshot(CREATED, COMPLETE)], pod_phases=["Running"], logs=[]
+        snapshots=[snapshot(RESUMED)] * 3 + [snapshot(RESUMED, COMPLETE)], pod_phases=["Running"], logs=[]
     )
     lines, _ = launch(cluster, job, inputs)
     assert lines == ["step 1"]
@@ -202,7 +220,7 @@ class HungStream(RecordedCluster):
 
 def test_hung_log_stream_times_out_in_the_configured_time(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
-    cluster = HungStream(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=[])
+    cluster = HungStream(snapshots=[snapshot(RESUMED)], pod_phases=["Running"], logs=[])
     fake = FakeTime()
     launcher = TrainJobLauncher(
         cluster, LaunchSettings(poll_s=10.0, timeout_s=60), clock=fake.clock, sleep=fake.sleep, emit=lambda _: None
@@ -219,7 +237,7 @@ def test_hung_log_stream_times_out_in_the_configured_time(job_and_inputs: Any) -
 def test_hung_log_stream_does_not_hold_a_finished_job(job_and_inputs: Any) -> None:
     job, inputs = job_and_inputs
     cluster = HungStream(
-        snapshots=[snapshot(CREATED)] * 2 + [snapshot(CREATED, COMPLETE)], pod_phases=["Running"], logs=[]
+        snapshots=[snapshot(RESUMED)] * 2 + [snapshot(RESUMED, COMPLETE)], pod_phases=["Running"], logs=[]
     )
     lines: list[str] = []
     fake = FakeTime()
@@ -244,7 +262,7 @@ def test_sigterm_while_streaming_cancels_and_deletes_the_job(job_and_inputs: Any
                 os.kill(os.getpid(), signal.SIGTERM)
             return super().get_trainjob(name)
 
-    cluster = Cancelled(snapshots=[snapshot(CREATED)], pod_phases=["Running"], logs=[])
+    cluster = Cancelled(snapshots=[snapshot(RESUMED)], pod_phases=["Running"], logs=[])
     previous = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(StepCancelled), cancel_on_sigterm():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -71,8 +72,12 @@ def test_two_node_trainjob_round_trips_through_the_api_models(cfg: RunConfig) ->
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
     assert trainer["resourcesPerNode"] == {
         "limits": {"memory": "240Gi", "nvidia.com/gpu": "4"},
-        "requests": {"cpu": "16", "memory": "200Gi"},
+        # The run volume (an emptyDir by default) is the node's own disk: requested, so the node has it.
+        "requests": {"cpu": "16", "memory": "200Gi", "ephemeral-storage": "500Gi"},
     }
+    # Caches go to that volume too, not the container's layer.
+    env = {var["name"]: var.get("value") for var in trainer["env"]}
+    assert env["HF_HOME"] == "/var/lib/emtune/cache/hf" and env["TRITON_CACHE_DIR"] == "/var/lib/emtune/cache/triton"
 
 
 def test_secrets_reach_the_nodes_as_references_only(cfg: RunConfig) -> None:
@@ -93,20 +98,42 @@ def test_secrets_reach_the_nodes_as_references_only(cfg: RunConfig) -> None:
     assert "WANDB_API_KEY" not in {var["name"] for var in env}
 
 
-def test_node_pods_get_shm_inputs_and_scheduling(cfg: RunConfig) -> None:
+def node_pod(cfg: RunConfig) -> dict[str, Any]:
     body = build_trainjob(cfg, name="j", namespace="n", config_map="j-inputs").to_dict()
     (patch,) = body["spec"]["runtimePatches"]
     (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
     assert replicated["name"] == "node"
-    pod = replicated["template"]["spec"]["template"]["spec"]
+    pod: dict[str, Any] = replicated["template"]["spec"]["template"]["spec"]
+    return pod
+
+
+def test_node_pods_get_inputs_a_run_volume_and_scheduling(cfg: RunConfig) -> None:
+    pod = node_pod(cfg)
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     assert volumes["emtune-inputs"]["configMap"] == {"name": "j-inputs"}
     (container,) = pod["containers"]
     assert container["name"] == "node"
-    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/dev/shm", "/etc/emtune", NODE_RUN_DIR}
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/etc/emtune", "/var/lib/emtune"}
+    assert NODE_RUN_DIR.startswith("/var/lib/emtune/")
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "imagePullSecrets" not in pod
+
+
+def test_node_shm_is_the_runtimes_unless_set(cfg: RunConfig) -> None:
+    """A patch that names dshm replaces the runtime's volume: pipeline.train.shm_size (the pipeline pods') must
+    not override the chart's trainingRuntime.shmSize."""
+    assert "dshm" not in {v["name"] for v in node_pod(cfg)["volumes"]}
+    cfg.pipeline.trainjob.shm_size = "64Gi"
+    pod = node_pod(cfg)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}
+    assert "/dev/shm" in {mount["mountPath"] for mount in pod["containers"][0]["volumeMounts"]}
+
+
+def test_node_pods_pull_with_the_configured_secrets(cfg: RunConfig) -> None:
+    cfg.pipeline.image_pull_secrets = ["mirror-creds"]
+    assert node_pod(cfg)["imagePullSecrets"] == [{"name": "mirror-creds"}]
 
 
 def test_inputs_config_map_carries_the_node_config_and_prompts(cfg: RunConfig) -> None:
@@ -189,7 +216,7 @@ def test_job_is_owned_by_its_launcher_and_bounded_in_time(cfg: RunConfig) -> Non
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({}, {"emptyDir": {"sizeLimit": "200Gi"}}),
+        ({}, {"emptyDir": {"sizeLimit": "500Gi"}}),
         (
             {"checkpoint_volume": "ephemeral", "checkpoint_size": "500Gi", "checkpoint_storage_class": "fast-nvme"},
             {
@@ -222,3 +249,10 @@ def test_secret_key_names_follow_the_config() -> None:
     assert refs["AWS_ACCESS_KEY_ID"] == {"name": "team-s3", "key": "access-key", "optional": True}
     assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "team-s3", "key": "secret-key", "optional": True}
     assert refs["WANDB_API_KEY"] == {"name": "emtune-wandb", "key": "api-key", "optional": True}
+
+
+def test_node_pods_get_the_trainers_stop_grace(cfg: RunConfig) -> None:
+    """Kubernetes kills a pod terminationGracePeriodSeconds after SIGTERM: the trainer's grace must fit inside."""
+    assert node_pod(cfg)["terminationGracePeriodSeconds"] == 30  # ceil(20.0) + 10
+    cfg.train.stop_grace_s = 45.5
+    assert node_pod(cfg)["terminationGracePeriodSeconds"] == 56

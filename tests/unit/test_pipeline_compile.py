@@ -104,15 +104,19 @@ def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     loop, inner = loop_of(spec)
     branches, _ = train_branches(spec)
     promote = promote_condition(spec)
-    assert set(tasks) == {"prep", branches, loop, "report", promote}
+    assert set(tasks) == {"prep", branches, "eval-pairs", loop, "report", promote}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
     assert depends == {
-        "prep": set(), branches: {"prep"}, loop: {branches}, "report": {loop, branches}, promote: {"report"}
+        "prep": set(), branches: {"prep"}, "eval-pairs": {branches}, loop: {"eval-pairs"}, "report": {loop, branches},
+        promote: {"report"},
     }  # fmt: skip
     assert set(inner) == {"evaluate"}
-    # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran...
+    # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran, handed on
+    # by a pass-through task (see test_pipeline_ir_check)...
     items = tasks[loop]["parameterIterator"]["items"]["inputParameter"]
-    assert items.startswith(f"pipelinechannel--{branches}-") and "oneof" in items
+    assert tasks[loop]["inputs"]["parameters"][items]["taskOutputParameter"]["producerTask"] == "eval-pairs"
+    oneof = tasks["eval-pairs"]["inputs"]["parameters"]["pairs"]["taskOutputParameter"]
+    assert oneof["producerTask"] == branches and "oneof" in oneof["outputParameterKey"]
     params = set(inner["evaluate"]["inputs"]["parameters"])
     assert params >= {"compile_time_config", "model", "step", "benchmark", "train_learning_rate"}
     # ...and the report collects every pair's results, with the training metrics.
@@ -209,10 +213,12 @@ def test_secrets_as_env_and_shm(tmp_path: Path) -> None:
     assert secrets("exec-evaluate") == {"emtune-s3": s3}
     assert secrets("exec-prep") == {"emtune-s3": s3}
     assert secrets("exec-report") == {"emtune-s3": s3}  # it puts the report beside the steps in the store
-    assert platform[in_pod]["emptyDirMounts"] == [
-        {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}
-    ]
-    assert "emptyDirMounts" not in platform.get("exec-evaluate", {})  # one accelerator: no NCCL shm needed
+
+    def shm(executor: str) -> list[dict[str, str]]:
+        return [m for m in platform.get(executor, {}).get("emptyDirMounts", []) if m["mountPath"] == "/dev/shm"]
+
+    assert shm(in_pod) == [{"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "8Gi", "volumeName": "dshm"}]
+    assert shm("exec-evaluate") == []  # one accelerator: no NCCL shm needed
 
 
 def test_secret_key_names_and_one_secret_for_both(tmp_path: Path) -> None:
@@ -318,3 +324,57 @@ def test_config_from_params_reads_back_what_kfp_reports() -> None:
     # KFP reports numbers as numbers and strings as strings; provenance and unknown names are ignored.
     reported = {**values, "provenance_trigger": "dashboard", "not_a_parameter": "x"}
     assert config_from_params(reported).model_dump(exclude={"pipeline"}) == cfg.model_dump(exclude={"pipeline"})
+
+
+def test_pull_secrets_reach_every_pipeline_task(tmp_path: Path) -> None:
+    spec, platform = compiled(tmp_path, {"pipeline.image_pull_secrets": ["mirror-creds"]})
+    for executor in spec["deploymentSpec"]["executors"]:
+        assert [s["secretName"] for s in platform[executor]["imagePullSecret"]] == ["mirror-creds"], executor
+    _, platform = compiled(tmp_path)
+    assert not any("imagePullSecret" in config for config in platform.values())
+
+
+def test_train_and_eval_pods_keep_their_data_on_a_scratch_volume(tmp_path: Path) -> None:
+    spec, platform = compiled(tmp_path)
+    executors = spec["deploymentSpec"]["executors"]
+    _, inner = loop_of(spec)
+    eval_exec = spec["components"][inner["evaluate"]["componentRef"]["name"]]["executorLabel"]
+    sizes = {eval_exec: "100Gi", in_pod_executor(spec): "500Gi"}
+    for executor, size in sizes.items():
+        (volume,) = platform[executor]["emptyDirMounts"]
+        assert volume == {"mountPath": "/scratch", "sizeLimit": size, "volumeName": "scratch"}
+        env = {e["name"]: e["value"] for e in executors[executor]["container"]["env"]}
+        assert env["EMTUNE_SCRATCH"] == "/scratch" and env["TMPDIR"] == "/scratch"
+        assert {env[k] for k in ("HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR")} <= {
+            f"/scratch/{d}" for d in ("hf", "vllm", "triton")
+        }
+    # The launcher pod only watches the TrainJob; prep and report stay small.
+    others = set(platform) - set(sizes)
+    assert not any("genericEphemeralVolume" in platform[e] or "emptyDirMounts" in platform[e] for e in others)
+    # An emptyDir with a size limit instead, where no storage class provisions volumes.
+    _, platform = compiled(tmp_path, {"pipeline.scratch": {"volume": "emptyDir", "eval_size": "80Gi"}})
+    assert platform[eval_exec]["emptyDirMounts"] == [
+        {"mountPath": "/scratch", "sizeLimit": "80Gi", "volumeName": "scratch"}
+    ]
+
+
+def gib(quantity: str) -> float:
+    assert quantity.endswith("Gi"), quantity
+    return float(quantity[:-2])
+
+
+def test_default_scratch_fits_the_7b_recipe() -> None:
+    """configs/paper.yaml (Qwen2.5-Math-7B, 7.62e9 parameters, bf16, ZeRO-2, a step folder every step): what a
+    single-node train pod and an eval pod keep on disk, against the default sizes (docs/deploy.md)."""
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.yaml", {})
+    params, gb = 7.62e9, 2**30
+    step_folder = params * 2 / gb  # bf16 safetensors
+    resume_state = params * (4 + 4 + 4) / gb  # fp32 master weights + Adam's two moments (ZeRO shards add up)
+    saved = cfg.train.max_steps // cfg.train.save_every
+    caches = step_folder + 10  # the base model in HF_HOME, vLLM/Triton/inductor caches
+    train_needs = saved * step_folder + (cfg.train.keep_state + 1) * resume_state + caches  # +1: while rotating
+    eval_needs = step_folder + caches  # one pulled checkpoint (or the base model) and the same caches
+    assert train_needs < gib(cfg.pipeline.scratch.train_size), train_needs
+    assert eval_needs < gib(cfg.pipeline.scratch.eval_size), eval_needs
+    # A multi-node run's nodes hold the same on their run volume.
+    assert train_needs < gib(cfg.pipeline.trainjob.checkpoint_size), train_needs

@@ -60,3 +60,13 @@ def test_runs_are_listed_oldest_first(tmp_path: Path) -> None:
     for run_id, created in [("b", "2026-01-02T00:00:00+00:00"), ("a", "2026-01-03T00:00:00+00:00")]:
         save_record(RunRecord(run_id, str(tmp_path / run_id), "succeeded", "c.yaml", "h", created))
     assert [record.run_id for record in list_runs(tmp_path)] == ["b", "a"]
+
+
+def test_a_pods_run_folder_is_on_its_scratch_volume() -> None:
+    from pathlib import Path
+
+    from emtune.pipeline.steps import pod_out_dir
+
+    assert pod_out_dir(Path("runs/emtune"), {"EMTUNE_SCRATCH": "/scratch"}) == Path("/scratch/runs/emtune")
+    assert pod_out_dir(Path("/data/run"), {"EMTUNE_SCRATCH": "/scratch"}) == Path("/data/run")  # the user's choice
+    assert pod_out_dir(Path("runs/emtune"), {}) == Path("runs/emtune")  # kfp.local: this machine

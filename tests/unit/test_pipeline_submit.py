@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +12,7 @@ import yaml
 from common import alias_workflows, run_cli
 
 from emtune.config import load_config
-from emtune.errors import ConfigError
+from emtune.errors import ConfigError, PipelineError
 from emtune.pipeline.params import PROVENANCE_PARAMS, param_values, provenance_values
 from emtune.runs.local import current_user
 from emtune.runs.submit import build_request, cron_expression, submit
@@ -125,22 +126,31 @@ def test_an_eval_sources_key_that_names_no_benchmark_fails_before_compiling(tmp_
 class RecordingKfp:
     """Stands in for kfp.Client's pipeline/run endpoints (no KFP server here) and records every call."""
 
-    def __init__(self, existing_pipeline: str | None) -> None:
-        self.existing = existing_pipeline
+    def __init__(self, existing_pipeline: str | None, namespace: str | None = None) -> None:
+        self.existing, self.namespace = existing_pipeline, namespace  # the namespace the pipeline lives in
+        self.versions = [SimpleNamespace(display_name="emtune-pipeline", pipeline_version_id="v-first")]
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def _record(self, call: str, **kwargs: Any) -> None:
         self.calls.append((call, kwargs))
 
-    def get_pipeline_id(self, name: str) -> str | None:
-        return self.existing
+    def list_pipelines(self, filter: str, namespace: str | None, page_size: int) -> Any:
+        (predicate,) = json.loads(filter)["predicates"]
+        if self.existing is None or namespace != self.namespace:  # multi-user KFP: namespaced pipelines
+            return SimpleNamespace(pipelines=None)
+        found = SimpleNamespace(display_name=predicate["stringValue"], pipeline_id=self.existing)
+        return SimpleNamespace(pipelines=[found])
 
-    def upload_pipeline(self, path: str, pipeline_name: str) -> Any:
-        self._record("upload_pipeline", path=path, pipeline_name=pipeline_name)
+    def upload_pipeline(self, path: str, pipeline_name: str, namespace: str | None) -> Any:
+        self._record("upload_pipeline", path=path, pipeline_name=pipeline_name, namespace=namespace)
         return SimpleNamespace(pipeline_id="p-new")
 
-    def list_pipeline_versions(self, pipeline_id: str, sort_by: str, page_size: int) -> Any:
-        return SimpleNamespace(pipeline_versions=[SimpleNamespace(pipeline_version_id="v-first")])
+    def list_pipeline_versions(self, pipeline_id: str, page_size: int, **query: str) -> Any:
+        if "filter" in query:
+            (predicate,) = json.loads(query["filter"])["predicates"]
+            wanted = [v for v in self.versions if v.display_name == predicate["stringValue"]]
+            return SimpleNamespace(pipeline_versions=wanted or None)
+        return SimpleNamespace(pipeline_versions=self.versions[-1:])  # sort_by created_at desc
 
     def upload_pipeline_version(self, path: str, pipeline_version_name: str, pipeline_id: str) -> Any:
         self._record("upload_pipeline_version", name=pipeline_version_name, pipeline_id=pipeline_id)
@@ -180,3 +190,37 @@ def test_submit_recurring_run_uploads_the_pipeline_once(tmp_path: Path) -> None:
     assert recurring == "create_recurring_run"
     assert (args["cron_expression"], args["max_concurrency"], args["no_catchup"]) == ("0 0 2 * * 0", 1, True)
     assert (args["pipeline_id"], args["version_id"]) == ("p-new", "v-first")
+
+
+def test_submit_uploads_the_pipeline_into_its_namespace(tmp_path: Path) -> None:
+    """Multi-user KFP keeps pipelines per namespace: another profile's pipeline of that name is not this one."""
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    request = build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", namespace="team-a")
+    client = RecordingKfp(existing_pipeline="p-shared", namespace=None)
+    submit(request, client)
+    (upload, args), (_, run_args) = client.calls
+    assert (upload, args["namespace"]) == ("upload_pipeline", "team-a") and run_args["pipeline_id"] == "p-new"
+
+
+def test_submit_names_its_version_or_runs_an_existing_one(tmp_path: Path) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    named = build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", version_name="try-lr-3e-5")
+    client = RecordingKfp(existing_pipeline="p-old")
+    submit(named, client)
+    assert client.calls[0] == ("upload_pipeline_version", {"name": "try-lr-3e-5", "pipeline_id": "p-old"})
+    reuse = build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", use_version="emtune-pipeline")
+    client = RecordingKfp(existing_pipeline="p-old")
+    submit(reuse, client)
+    ((run, run_args),) = client.calls  # nothing uploaded
+    assert (run, run_args["version_id"]) == ("run_pipeline", "v-first")
+    with pytest.raises(PipelineError, match="has no version 'nope'"):
+        submit(build_request(cfg, tmp_path / "p.yaml", host="http://kfp.example", use_version="nope"), client)
+
+
+def test_links_open_kfps_ui_not_its_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"]})
+    request = build_request(cfg, tmp_path / "p.yaml", host="http://ml-pipeline.kubeflow:8888")
+    monkeypatch.setenv("EMTUNE_KFP_UI_URL", "https://kubeflow.example.com/pipeline/")
+    assert submit(request, RecordingKfp(existing_pipeline="p-old")) == (
+        "https://kubeflow.example.com/pipeline/#/runs/details/r-1"
+    )

@@ -21,7 +21,7 @@ from common import alias_workflows
 from emtune.config import load_config
 from emtune.errors import ConfigError
 from emtune.pipeline.params import param_values
-from emtune.runs.sync import MANAGED_MARK, load_schedules, sync, version_name
+from emtune.runs.sync import MANAGED_MARK, load_schedules, remove_schedules, sync, version_name
 
 alias_workflows()
 
@@ -41,11 +41,17 @@ class InMemoryKfp:
         self.recurring: dict[str, SimpleNamespace] = {}
         self.mutations: list[str] = []
 
-    def get_pipeline_id(self, name: str) -> str | None:
-        return self.pipelines.get(name)
+    def list_pipelines(self, filter: str, namespace: str | None, page_size: int) -> Any:
+        (predicate,) = json.loads(filter)["predicates"]
+        key = f"{namespace}/{predicate['stringValue']}"  # multi-user KFP: pipelines per namespace
+        if key not in self.pipelines:
+            return SimpleNamespace(pipelines=None)
+        return SimpleNamespace(
+            pipelines=[SimpleNamespace(display_name=predicate["stringValue"], pipeline_id=self.pipelines[key])]
+        )
 
-    def upload_pipeline(self, path: str, pipeline_name: str) -> Any:
-        pipeline_id = self.pipelines[pipeline_name] = next(self.ids)
+    def upload_pipeline(self, path: str, pipeline_name: str, namespace: str | None) -> Any:
+        pipeline_id = self.pipelines[f"{namespace}/{pipeline_name}"] = next(self.ids)
         first = SimpleNamespace(display_name=pipeline_name, pipeline_version_id=next(self.ids))
         self.versions[pipeline_id] = [first]  # KFP names the first version after the pipeline
         self.mutations.append(f"upload_pipeline {pipeline_name}")
@@ -61,6 +67,11 @@ class InMemoryKfp:
         self.versions[pipeline_id].append(version)
         self.mutations.append(f"upload_pipeline_version {pipeline_version_name}")
         return version
+
+    def get_experiment(self, experiment_name: str, namespace: str | None) -> Any:
+        if experiment_name not in self.experiments:
+            raise ValueError(f"No experiment is found with name {experiment_name}.")  # as kfp.Client does
+        return SimpleNamespace(experiment_id=self.experiments[experiment_name])
 
     def create_experiment(self, name: str, namespace: str | None) -> Any:
         if name not in self.experiments:
@@ -251,3 +262,69 @@ def test_cli_refuses_a_bad_schedules_file_in_one_line(tmp_path: Path, capsys: py
             main()
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "schedules" in err and "'every day'" in err and "Traceback" not in err
+
+
+def test_uninstall_removes_only_the_schedules_sync_created(package: Path, config: Path) -> None:
+    kfp = InMemoryKfp()
+    assert remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline") == []  # nothing yet
+    run_sync(kfp, package, config, {"schedules": [NIGHTLY, WEEKLY]})
+    kfp.recurring["theirs"] = SimpleNamespace(
+        recurring_run_id="theirs", display_name="mine", description="made by hand", status="ENABLED",
+        experiment_id=kfp.experiments["emtune"],
+    )  # fmt: skip
+    kfp.mutations.clear()
+    deleted = remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline")
+    assert sorted(deleted) == ["nightly", "weekly"]
+    assert kfp.mutations == ["disable nightly", "delete nightly", "delete weekly"]  # a paused one needs no disable
+    assert set(kfp.recurring) == {"theirs"}
+    # Another pipeline's release in the same experiment keeps its schedules.
+    assert remove_schedules(kfp, experiment="emtune", pipeline_name="other-pipeline") == []
+
+
+def test_each_namespace_registers_its_own_pipeline(package: Path, config: Path) -> None:
+    """Multi-user KFP: a profile's sync never adds versions to another profile's (or the shared) pipeline."""
+    kfp = InMemoryKfp()
+    run_sync(kfp, package, config, None)
+    team = sync(kfp, package, config=config, pipeline_name="emtune-pipeline", experiment="emtune", namespace="team-a")
+    assert team.uploaded and set(kfp.pipelines) == {"None/emtune-pipeline", "team-a/emtune-pipeline"}
+    assert team.pipeline_id == kfp.pipelines["team-a/emtune-pipeline"]
+
+
+def test_the_registered_version_is_recorded_for_the_dashboard(package: Path, config: Path, tmp_path: Path) -> None:
+    from emtune.runs.sync import read_registered, registered_record
+
+    result = run_sync(InMemoryKfp(), package, config, None)
+    record = tmp_path / "version.json"
+    assert read_registered(record) is None  # not synced yet
+    record.write_text(registered_record(result, "emtune-pipeline"), encoding="utf-8")
+    assert read_registered(record) == (result.pipeline_id, result.version_id)
+    record.write_text("{not json", encoding="utf-8")
+    assert read_registered(record) is None
+
+
+def test_dashboard_runs_start_from_the_recorded_version_not_the_newest(
+    package: Path, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone's later `submit` adds a newer version; the dashboard still uses what the hook registered."""
+    from emtune.dashboard.kfp_launcher import KfpLauncher
+    from emtune.dashboard.settings import DashboardSettings
+    from emtune.runs.sync import REGISTERED_ENV, registered_record
+
+    kfp = InMemoryKfp()
+    result = run_sync(kfp, package, config, None)
+    pipeline_id = kfp.pipelines["None/emtune-pipeline"]
+    kfp.upload_pipeline_version(str(package), pipeline_version_name="someones-submit", pipeline_id=pipeline_id)
+    spec = next(yaml.safe_load_all(package.read_text(encoding="utf-8")))
+
+    def get_pipeline_version(pipeline_id: str, pipeline_version_id: str) -> Any:
+        (version,) = [v for v in kfp.versions[pipeline_id] if v.pipeline_version_id == pipeline_version_id]
+        return SimpleNamespace(**vars(version), pipeline_spec=spec)
+
+    kfp.get_pipeline_version = get_pipeline_version  # type: ignore[attr-defined]
+    record = tmp_path / "version.json"
+    record.write_text(registered_record(result, "emtune-pipeline"), encoding="utf-8")
+    monkeypatch.setenv(REGISTERED_ENV, str(record))
+    launcher = KfpLauncher(DashboardSettings(launcher="kfp", kfp_host="http://kfp.example"), client_factory=lambda: kfp)
+    got_pipeline, got_version, declared = launcher._latest_version()
+    assert (got_pipeline, got_version) == (pipeline_id, result.version_id)
+    assert declared and "train_learning_rate" in declared

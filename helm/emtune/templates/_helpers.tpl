@@ -35,23 +35,29 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s/emtune-%s:%s" (trimSuffix "/" .ctx.Values.image.registry) .name (default .ctx.Chart.AppVersion .ctx.Values.image.tag) }}
 {{- end }}
 
+{{/* "<fullname>-<suffix>" within Kubernetes' 63 characters: the release part is shortened, the suffix kept, so
+names stay distinct and a Job's name still fits the job-name label its pods get. */}}
+{{- define "emtune.named" -}}
+{{- printf "%s-%s" (include "emtune.fullname" .ctx | trunc (int (sub 62 (len .suffix))) | trimSuffix "-") .suffix }}
+{{- end }}
+
 {{- define "emtune.serviceAccount" -}}
-{{- printf "%s-%s" (include "emtune.fullname" .ctx) .role | trunc 63 | trimSuffix "-" }}
+{{- include "emtune.named" (dict "ctx" .ctx "suffix" .role) }}
 {{- end }}
 
 {{/* Secret names: the existing one when named, else the one the chart renders (or "" when neither). */}}
 {{- define "emtune.s3Secret" -}}
-{{- if .Values.secrets.s3.existingSecret }}{{ .Values.secrets.s3.existingSecret }}{{- else if .Values.secrets.s3.accessKeyId }}{{ include "emtune.fullname" . }}-s3{{- end }}
+{{- if .Values.secrets.s3.existingSecret }}{{ .Values.secrets.s3.existingSecret }}{{- else if .Values.secrets.s3.accessKeyId }}{{ include "emtune.named" (dict "ctx" . "suffix" "s3") }}{{- end }}
 {{- end }}
 {{- define "emtune.wandbSecret" -}}
-{{- if .Values.secrets.wandb.existingSecret }}{{ .Values.secrets.wandb.existingSecret }}{{- else if .Values.secrets.wandb.apiKey }}{{ include "emtune.fullname" . }}-wandb{{- end }}
+{{- if .Values.secrets.wandb.existingSecret }}{{ .Values.secrets.wandb.existingSecret }}{{- else if .Values.secrets.wandb.apiKey }}{{ include "emtune.named" (dict "ctx" . "suffix" "wandb") }}{{- end }}
 {{- end }}
 {{- define "emtune.kfpTokenSecret" -}}
-{{- if .Values.secrets.kfpToken.existingSecret }}{{ .Values.secrets.kfpToken.existingSecret }}{{- else if .Values.secrets.kfpToken.value }}{{ include "emtune.fullname" . }}-kfp-token{{- end }}
+{{- if .Values.secrets.kfpToken.existingSecret }}{{ .Values.secrets.kfpToken.existingSecret }}{{- else if .Values.secrets.kfpToken.value }}{{ include "emtune.named" (dict "ctx" . "suffix" "kfp-token") }}{{- end }}
 {{- end }}
 {{/* The dashboard token Secret always exists with auth token: named, given, or generated once. */}}
 {{- define "emtune.dashboardTokenSecret" -}}
-{{- default (printf "%s-dashboard-token" (include "emtune.fullname" .)) .Values.secrets.dashboardToken.existingSecret }}
+{{- default (include "emtune.named" (dict "ctx" . "suffix" "dashboard-token")) .Values.secrets.dashboardToken.existingSecret }}
 {{- end }}
 
 {{/* The restricted Pod Security Standard, for every pod and container the chart creates. */}}
@@ -76,6 +82,8 @@ capabilities:
 {{- define "emtune.kfpEnv" -}}
 - name: EMTUNE_KFP_HOST
   value: {{ .Values.kfp.host | quote }}
+- name: EMTUNE_KFP_UI_URL
+  value: {{ .Values.kfp.uiUrl | quote }}
 {{- if .Values.kfp.multiUser }}
 - name: EMTUNE_KFP_NAMESPACE
   value: {{ .Release.Namespace | quote }}
@@ -116,4 +124,13 @@ imagePullSecrets:
   - name: {{ . }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Accounts the runner Role is bound to (a JSON list): the chart's runner account (schedules run as it) and
+KFP's default runner account, which runs what is started without one (submit, the dashboard): pipeline-runner
+in standalone KFP, default-editor in a Kubeflow profile; runner.bindServiceAccounts replaces the latter. */}}
+{{- define "emtune.runnerAccounts" -}}
+{{- $default := ternary (list "default-editor") (list "pipeline-runner") .Values.kfp.multiUser }}
+{{- $extra := ternary $default .Values.runner.bindServiceAccounts (kindIs "invalid" .Values.runner.bindServiceAccounts) }}
+{{- prepend $extra (include "emtune.serviceAccount" (dict "ctx" . "role" "runner")) | uniq | toJson }}
 {{- end }}
