@@ -2,9 +2,9 @@
 
 KFP is the source of truth for a run's lifecycle; what a run produced is read from the store where the
 pipeline writes it (`<store.uri>/<KFP run id>`: each step's checkpoint and the training metrics its manifest
-records). Runs are created from the newest uploaded *version* of the pipeline (`emtune pipeline sync` uploads
-it), so each can be cloned in the KFP UI; parameters the version does not declare are dropped (kept by name),
-and provenance travels as run parameters. The client authenticates as `emtune pipeline submit` does; it never
+records). Runs are created from the pipeline *version* the chart's hook registered for this release (recorded in
+its ConfigMap; the newest version only where none is recorded), so each can be cloned in the KFP UI; a changed
+parameter the version does not declare is refused, and provenance travels as run parameters. The client authenticates as `emtune pipeline submit` does; it never
 sets KFP's user-identity header.
 """
 
@@ -26,6 +26,7 @@ from emtune.errors import EmtuneError
 from emtune.pipeline.params import PROVENANCE_PARAMS, config_from_params, param_values
 from emtune.pipeline.steps import run_store_uri
 from emtune.runs.local import Provenance
+from emtune.runs.submit import kfp_ui_url
 from emtune.runs.sync import REGISTERED_ENV, read_registered
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class KfpLauncher:
             pipeline_version=getattr(reference, "pipeline_version_id", None) or run.pipeline_version_id,
             image=_images(run.pipeline_spec),
             error=error,
-            url=f"{self.host}/#/runs/details/{run.run_id}",
+            url=f"{kfp_ui_url(self.host)}/#/runs/details/{run.run_id}",
             archived=str(getattr(run, "storage_state", "") or "").upper() == "ARCHIVED",
         )
 

@@ -63,6 +63,15 @@ def test_start_creates_a_run_of_the_newest_version_with_provenance() -> None:
     assert run.pipeline_version == "ver-9" and run.url == "http://kfp.example:8888/#/runs/details/kfp-run-1"
 
 
+def test_run_links_open_kfps_ui_not_its_api_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emtune.runs.submit import UI_URL_ENV
+
+    monkeypatch.setenv(UI_URL_ENV, "https://kubeflow.example/pipeline/")
+    client = RecordingKfpClient()
+    run_id = make(client).start(tiny_config(**S3_CFG), Provenance("dashboard", "ann", None))
+    assert make(client).get_run(run_id).url == "https://kubeflow.example/pipeline/#/runs/details/kfp-run-1"
+
+
 def test_parameters_the_version_does_not_declare_are_left_out_only_at_their_defaults() -> None:
     cfg = tiny_config(**S3_CFG)
     declared = set(param_values(cfg)) - {"train_loss_chunk_tokens"}  # an older version without this knob
