@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from emtune.config.store import StoreConfig
-from emtune.data.fields import answer_text, has_field, last_boxed, lookup
+from emtune.data.fields import answer_text, has_field, last_boxed, lookup, normalise_gold
 from emtune.data.problems import id_at, text_at
 from emtune.data.sources import SourceNotFound, SourceTable, read_source, split_s3_uri
 from emtune.errors import ConfigError, DataError
@@ -226,7 +226,7 @@ def _items(spec: BenchmarkSpec, table: SourceTable) -> list[BenchmarkItem]:
     return [
         BenchmarkItem(
             id=id_at(table, row, id_field) if id_field else str(row),
-            question=text_at(table, row, question_field),
+            question=text_at(table, row, question_field).strip(),  # as the Qwen2.5-Math harness asks it
             gold=_gold(spec, table, row, rule),
         )
         for row in range(len(table.records))
@@ -242,6 +242,7 @@ def _gold(spec: BenchmarkSpec, table: SourceTable, row: int, rule: AnswerRule) -
             gold = answer_text(value)
         except TypeError as exc:
             raise DataError(f"benchmark {spec.name!r} source {table.uri!r} row {row}: {rule.field!r}: {exc}") from None
+    gold = normalise_gold(gold) if gold else gold
     if not gold:
         how = "has no \\boxed{} answer" if rule.extract == "last_boxed" else "is empty"
         raise DataError(f"benchmark {spec.name!r} source {table.uri!r} row {row}: field {rule.field!r} {how}")
