@@ -68,6 +68,12 @@ class TrainConfig(Section):
         "token_mean", description="How per-token entropies are averaged."
     )
     last_k: int = Field(16, ge=1, description="Tokens per completion used by reduction 'last_k'.")
+    loss_reduction: Literal["global", "micro_batch"] = Field(
+        "global",
+        description="How micro-batches combine into one update: 'global' takes train.reduction over every rollout "
+        "of the step (every rank), independent of how it is split; 'micro_batch' averages each micro-batch's own "
+        "mean, as the research code (DeepSpeed gradient accumulation) does.",
+    )
     loss_chunk_tokens: int = Field(1024, ge=1, description="Tokens per fp32 [tokens x vocab] chunk in the loss.")
     learning_rate: float = Field(2e-5, gt=0, le=1, description="Peak learning rate of AdamW.")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="Learning-rate schedule.")

@@ -100,7 +100,11 @@ def test_vllm_sampling_is_chunk_safe_independent_reproducible_and_stops(
     assert len(finished) > 0.9 * len(items) * params.n
     assert all(c.token_ids[-1] == im_end for c in finished)
 
-    texts = [(tokenizer.decode(c.token_ids, skip_special_tokens=True), item.gold) for item, row in zip(items, first) for c in row]
+    texts = [
+        (str(tokenizer.decode(c.token_ids, skip_special_tokens=True)), item.gold)
+        for item, row in zip(items, first, strict=True)
+        for c in row
+    ]
     with Grader(workers=1) as grader:
         correct = [grade.correct for grade in grader.grade(texts)]
     per_index = [100 * statistics.mean(correct[i * params.n + k] for i in range(len(items))) for k in range(params.n)]

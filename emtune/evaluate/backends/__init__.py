@@ -86,7 +86,7 @@ def _configured_eos(model_path: str) -> int | list[int] | None:
     from transformers import GenerationConfig
 
     try:
-        return GenerationConfig.from_pretrained(model_path).eos_token_id  # type: ignore[no-any-return]
+        return GenerationConfig.from_pretrained(model_path).eos_token_id
     except OSError:  # a hub model without a generation config
         return None
 

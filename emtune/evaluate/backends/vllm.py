@@ -228,7 +228,10 @@ class VLLMBackend:
 
         def run(replica: int) -> list[Any]:
             return self.workers[replica].generate(
-                parts[replica], sampling, replica_seed(params.seed, replica), lambda done: progress.update(replica, done)
+                parts[replica],
+                sampling,
+                replica_seed(params.seed, replica),
+                lambda done: progress.update(replica, done),
             )
 
         with ThreadPoolExecutor(len(self.workers)) as pool:
