@@ -101,6 +101,15 @@ def _neutral_defaults(model: Any, eos_ids: list[int], pad_id: int) -> Iterator[N
             owner.generation_config = config
 
 
+def _pads_as_own_tokens(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`ids` with each row's padding replaced by that row's first real token. transformers (before 5.25)
+    penalises every id in `input_ids` for repetition, pads included: where pad = EOS (Qwen base tokenizers) a
+    padded row would push EOS down and run longer than the same prompt alone. Masked positions are never attended
+    to, so what they hold changes nothing else; holding an id the row already has, they add none to the penalty."""
+    first_real = mask.argmax(dim=1, keepdim=True)
+    return torch.where(mask.bool(), ids, ids.gather(1, first_real))
+
+
 @torch.no_grad()
 def generate_batch(
     model: Any,  # a transformers causal LM (possibly peft-wrapped): anything with .generate
@@ -121,6 +130,8 @@ def generate_batch(
     ended with EOS (False: it ran to `max_new_tokens`)."""
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, pad_id, PROMPT_WIDTH_BUCKET if static_cache else 1)
+    if repetition_penalty != 1.0:
+        ids = _pads_as_own_tokens(ids, mask)
     stops = sorted(set(eos_ids))
     sampled = temperature > 0
     config = GenerationConfig(
