@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from jinja2 import TemplateError
 from transformers import GenerationConfig
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def end_of_turn_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
     messages = [{"role": "user", "content": "?"}, {"role": "assistant", "content": _TURN_MARKER}]
     try:
         text = str(tokenizer.apply_chat_template(messages, tokenize=False))
-    except Exception:  # a template that refuses this conversation (e.g. it demands a system turn): no probe
+    except (TemplateError, ValueError):  # a template that refuses this conversation (one demanding a system turn)
         return None
     _, found, after = text.partition(_TURN_MARKER)
     ids = tokenizer(after, add_special_tokens=False)["input_ids"] if found else []
