@@ -81,8 +81,13 @@ def normalise_gold(text: str) -> str:
     variable's name before its interval dropped (`t(0,4]`)."""
     text = _MATH_DELIMITER.sub("", text).strip()
     text = _DOT_BEFORE_SLASH.sub("", text)
-    text = _TRAILING_PERCENT.sub("", text)
-    return _NAMED_INTERVAL.sub("", text).strip()
+    return _NAMED_INTERVAL.sub("", without_percent(text)).strip()
+
+
+def without_percent(text: str) -> str:
+    """An answer without its trailing percent sign (`17.5%`, `8 \\%`): the grader drops it from both the gold and
+    the prediction, as the Qwen2.5-Math harness does, so 17.5 and 17.5% match either way."""
+    return _TRAILING_PERCENT.sub("", text)
 
 
 def last_boxed(text: str) -> str | None:

@@ -49,6 +49,8 @@ def test_math_verify_accepts_the_correct_answer_against_the_normalised_gold(name
     item = load_benchmark(name, str(GOLD_CASES), check_count=False).items[row]
     assert grade_completion(f"The answer is $\\boxed{{{answer}}}$.", item.gold, 10.0).correct, item.gold
     assert not grade_completion("The answer is $\\boxed{7}$.", item.gold, 10.0).correct
+    if answer == "17.5":  # written with its percent sign, the answer counts as well
+        assert grade_completion("The answer is $\\boxed{17.5\\%}$.", item.gold, 10.0).correct
     if verbatim_rejects:  # the normalisation is what makes the difference
         record = _raw_rows(name)[row]
         verbatim = record["final_answer"][0] if name == "olympiadbench" else record["solution"]
