@@ -1,13 +1,16 @@
-"""One EM step, the seed's way versus emtune's, on the same model, prompt, sample count and length.
+"""One EM step, the seed's way versus emtune's, on the same model, prompt, sample count, length limit and sampling.
 
 The seed's way: for each micro-batch of 2, sample with `generate(use_cache=False)` (every decode step re-runs
 the whole sequence), then the loss from a full-vocabulary softmax over every position from the prompt end on,
 then backward; one optimizer update after all micro-batches. emtune's way is `Trainer.train_step`: all
-rollouts in batched KV-cache generate calls, then the chunked loss.
+rollouts in batched KV-cache generate calls, then the chunked loss. Both sample with the research code's
+parameters (T 0.5, top-p 0.95, top-k 50, repetition penalty 1.15) and stop at EOS; repetitions alternate between
+the two, so a machine that slows down in between slows both, and the medians are reported.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -56,17 +59,19 @@ def seed_style_step(trainer: Trainer, samples: int, micro: int, measured: int | 
         with torch.no_grad():
             sequences = model.generate(
                 input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True, use_cache=False,
-                temperature=t.temperature, top_p=t.top_p, repetition_penalty=t.repetition_penalty,
-                max_new_tokens=t.max_new_tokens, min_new_tokens=t.max_new_tokens,
+                temperature=t.temperature, top_p=t.top_p, top_k=t.top_k, repetition_penalty=t.repetition_penalty,
+                max_new_tokens=t.max_new_tokens, eos_token_id=trainer.eos_ids,
                 pad_token_id=trainer.tokenizer.pad_token_id,
             )  # fmt: skip
         model.train()
-        generated += (sequences.shape[1] - width) * micro
+        # Rows that stopped early are padded after their EOS; the pads are neither generated nor in the loss.
+        real = _up_to_eos(sequences[:, width:], set(trainer.eos_ids))
+        generated += int(real.sum())
         logits = model(input_ids=sequences, attention_mask=torch.ones_like(sequences)).logits
         probs = torch.softmax(logits.float() / t.loss_temperature, dim=-1)
         entropy = -(probs * torch.log(probs + 1e-12)).sum(-1)
         mask = torch.zeros_like(entropy)
-        mask[:, width:] = 1.0
+        mask[:, width:] = real.float()
         ((entropy * mask).sum() / mask.sum()).backward()
     trainer.optimizer.step()
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -76,6 +81,15 @@ def seed_style_step(trainer: Trainer, samples: int, micro: int, measured: int | 
     if runs < total:
         name += f", {runs} of {total} micro-batches timed and scaled"
     return StepTiming(name, seconds * scale, round(generated * scale))
+
+
+def _up_to_eos(completions: torch.Tensor, eos_ids: set[int]) -> torch.Tensor:
+    """Bool [B, N]: each row's tokens up to and including its first EOS."""
+    is_eos = torch.zeros_like(completions, dtype=torch.bool)
+    for eos in eos_ids:
+        is_eos |= completions == eos
+    after = is_eos.long().cumsum(dim=1) - is_eos.long()  # EOS seen strictly before this position
+    return after == 0
 
 
 def emtune_step(trainer: Trainer) -> StepTiming:
@@ -88,43 +102,55 @@ def emtune_step(trainer: Trainer) -> StepTiming:
     return StepTiming("emtune (batched KV-cache rollouts, chunked loss)", seconds, generated)
 
 
+def _median(timings: list[StepTiming]) -> StepTiming:
+    return StepTiming(
+        timings[0].name,
+        statistics.median(t.seconds for t in timings),
+        round(statistics.median(t.generated_tokens for t in timings)),
+    )
+
+
 def run(
     model: str = "builtin:tiny",
     samples: int = 64,
     new_tokens: int = 512,
     micro: int = 2,
-    repeats: int = 1,
+    repeats: int = 3,
     baseline_micro_batches: int | None = None,
     precision: str = "fp32",
+    prompts: str = "builtin:demo",
 ) -> dict[str, Any]:
-    """Time both steps `repeats` times (after one warm-up each) and return the best of each and the ratio."""
+    """Time both steps `repeats` times, alternating (after one warm-up each); the medians and their ratio."""
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(None, {
-            "model.path": model, "train.prompts": "builtin:demo", "run.out_dir": out,
+            "model.path": model, "train.prompts": prompts, "run.out_dir": out,
             "train.rollouts_per_step": samples, "train.rollout_batch_size": samples, "train.micro_batch_size": micro,
-            "train.max_new_tokens": new_tokens, "train.temperature": 0.5, "train.top_p": 0.95,
+            "train.max_new_tokens": new_tokens, "train.temperature": 0.5, "train.top_p": 0.95, "train.top_k": 50,
             "train.repetition_penalty": 1.15, "train.loss_temperature": 0.5,
             "train.learning_rate": 1e-12,  # timing only: keep the model (and so the sample lengths) unchanged
             "train.precision": precision, "model.dtype": "bfloat16" if precision == "bf16" else "float32",
         })  # fmt: skip
         trainer = Trainer(cfg)
-        # emtune's rollouts stop at EOS; the seed-style ones are forced to full length, which favours neither
-        # side only if the model rarely stops early. Report the tokens each one actually generated.
         seed_style_step(trainer, micro, micro)
         emtune_step(trainer)
-        seed = min(
-            (seed_style_step(trainer, samples, micro, baseline_micro_batches) for _ in range(repeats)),
-            key=lambda s: s.seconds,
-        )
-        ours = min((emtune_step(trainer) for _ in range(repeats)), key=lambda s: s.seconds)
+        seeds: list[StepTiming] = []
+        ours: list[StepTiming] = []
+        for repeat in range(repeats):
+            # Alternate which side goes first, so neither always runs right after the other's warm caches.
+            pair = [lambda: seeds.append(seed_style_step(trainer, samples, micro, baseline_micro_batches)),
+                    lambda: ours.append(emtune_step(trainer))]  # fmt: skip
+            for timed in pair if repeat % 2 == 0 else pair[::-1]:
+                timed()
+    seed, mine = _median(seeds), _median(ours)
     return {
         "model": model,
         "samples": samples,
         "new_tokens": new_tokens,
+        "repeats": repeats,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(),
         "baseline": seed,
-        "emtune": ours,
-        "speedup": seed.seconds / ours.seconds,
-        "throughput_ratio": ours.tokens_per_s / seed.tokens_per_s,
+        "emtune": mine,
+        "speedup": seed.seconds / mine.seconds,
+        "throughput_ratio": mine.tokens_per_s / seed.tokens_per_s,
     }

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emtune.config.data import PromptFormat
 from emtune.config.store import StoreConfig
-from emtune.data.fields import answer_text, has_field, is_missing, last_boxed, lookup
+from emtune.data.fields import answer_text, has_field, is_missing, last_boxed, lookup, normalise_gold
 from emtune.data.problems import id_at, text_at
 from emtune.data.sources import SourceNotFound, SourceTable, parse_records, read_source, split_s3_uri
 from emtune.errors import ConfigError, DataError
@@ -301,7 +301,7 @@ def _items(spec: BenchmarkSpec, table: SourceTable) -> list[BenchmarkItem]:
     return [
         BenchmarkItem(
             id=id_at(table, row, id_field) if id_field else str(row),
-            question=text_at(table, row, question_field),
+            question=text_at(table, row, question_field).strip(),  # as the Qwen2.5-Math harness asks it
             gold=gold_at(row),
         )
         for row in range(len(table.records))
@@ -364,6 +364,7 @@ def _gold(spec: BenchmarkSpec, table: SourceTable, row: int, rule: AnswerRule) -
             gold = answer_text(value)
         except TypeError as exc:
             raise DataError(f"benchmark {spec.name!r} source {table.uri!r} row {row}: {rule.field!r}: {exc}") from None
+    gold = normalise_gold(gold) if gold else gold
     if not gold:
         how = {"last_boxed": "has no \\boxed{} answer", "after_hashes": "has no '####' answer"}.get(
             rule.extract, "is empty"

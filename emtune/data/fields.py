@@ -9,6 +9,11 @@ from typing import Any
 _MISSING = object()
 _MATH_DELIMITER = re.compile(r"(?<!\\)\$")  # a '$' that is not an escaped dollar sign '\$'
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+# Gold answers some benchmark files store in forms math-verify cannot match with a correct answer:
+_DOT_BEFORE_SLASH = re.compile(r"(?<=\d)\.(?=\s*/)")  # '-1./3' (minerva_math): the number is -1/3
+_TRAILING_PERCENT = re.compile(r"\s*\\?%$")  # '17.5%': a bare 17.5 is the answer asked for
+# 't(0,4]' (olympiadbench): a variable's name glued to the interval that is its answer
+_NAMED_INTERVAL = re.compile(r"^[A-Za-z]\s*(?:\\in\s*)?(?=[(\[][^()\[\],]*,[^()\[\],]*[)\]]$)")
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:
@@ -68,6 +73,21 @@ def answer_text(value: Any) -> str | None:
         text = _MATH_DELIMITER.sub("", value).strip()
         return text or None
     raise TypeError(f"an answer must be text, a number or a list, got {type(value).__name__}")
+
+
+def normalise_gold(text: str) -> str:
+    """A gold answer in a form math-verify can match: math delimiters dropped (minerva_math's `+$ $` inside a
+    box), a decimal point before a slash dropped (`-1./3`), a trailing percent sign dropped (`17.5%`), and a
+    variable's name before its interval dropped (`t(0,4]`)."""
+    text = _MATH_DELIMITER.sub("", text).strip()
+    text = _DOT_BEFORE_SLASH.sub("", text)
+    return _NAMED_INTERVAL.sub("", without_percent(text)).strip()
+
+
+def without_percent(text: str) -> str:
+    """An answer without its trailing percent sign (`17.5%`, `8 \\%`): the grader drops it from both the gold and
+    the prediction, as the Qwen2.5-Math harness does, so 17.5 and 17.5% match either way."""
+    return _TRAILING_PERCENT.sub("", text)
 
 
 def last_boxed(text: str) -> str | None:

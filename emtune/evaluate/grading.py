@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from emtune.config.evaluate import SandboxConfig
-from emtune.data.fields import last_boxed
+from emtune.data.fields import last_boxed, without_percent
 from emtune.evaluate.code_answers import extract_code, program_with_tests
 from emtune.evaluate.logic_answers import grade_assignment
 from emtune.evaluate.sandbox import Sandbox
@@ -78,8 +78,8 @@ def grade_completion(completion: str, gold: str, timeout_s: float) -> Grade:
     try:
         with _deadline(timeout_s):
             gold_parsed = parse(_wrap_latex(gold), parsing_timeout=None)
-            if extracted is not None:
-                predicted = parse(_wrap_latex(extracted), parsing_timeout=None)
+            if extracted is not None:  # a trailing % dropped, as from the gold (data.fields.normalise_gold)
+                predicted = parse(_wrap_latex(without_percent(extracted)), parsing_timeout=None)
             else:
                 predicted = parse(completion, parsing_timeout=None)
                 extracted = str(predicted[-1]) if predicted else None

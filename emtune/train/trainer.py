@@ -204,11 +204,11 @@ class Trainer:
         started = time.perf_counter()
         rollouts = self.sample(step)
         sampled = time.perf_counter()
-        batches, scale = self._micro_batches(rollouts)
+        batches, scales = self._micro_batches(rollouts)
         tally = StepTally(acc.device)
         grad_norm = None
         self.model.train()
-        for index, batch in enumerate(batches):
+        for index, (batch, scale) in enumerate(zip(batches, scales, strict=True)):
             with acc.accumulate(self.model):
                 loss = self._micro_batch_loss(batch, scale, tally)
                 if index == len(batches) - 1:
@@ -220,17 +220,26 @@ class Trainer:
         lr, grad_norm = self._after_update(grad_norm)
         return self._step_metrics(step, rollouts, tally, lr, grad_norm, started, sampled)
 
-    def _micro_batches(self, rollouts: list[Rollout]) -> tuple[list[MicroBatch], torch.Tensor]:
-        """The step's micro-batches (host tensors), and the factor that makes each one's loss its share of the
-        step's one mean over every generated token of every rank."""
+    def _micro_batches(self, rollouts: list[Rollout]) -> tuple[list[MicroBatch], list[torch.Tensor]]:
+        """The step's micro-batches (host tensors), and for each the factor that turns its summed entropy into
+        its share of the update (train.loss_reduction):
+
+        - `global`: one mean (train.reduction) over every generated token of every micro-batch and rank;
+        - `micro_batch`: the research code's, the mean of each micro-batch's own mean (DeepSpeed divides each
+          micro-batch's loss by the accumulation steps), so a token of a short micro-batch weighs more.
+        """
         t, g, acc = self.cfg.train, self.geometry, self.accelerator
         batches = [collate(rollouts[i : i + t.micro_batch_size], self.tokenizer.pad_token_id)
                    for i in range(0, len(rollouts), t.micro_batch_size)]  # fmt: skip
-        local_denominator = sum(reduction_terms(b.completion_mask, t.reduction, t.last_k)[1] for b in batches)
-        denominator = acc.reduce(torch.as_tensor(local_denominator, device=acc.device).float(), "sum")
+        denominators = [reduction_terms(b.completion_mask, t.reduction, t.last_k)[1] for b in batches]
+        if t.loss_reduction == "micro_batch":
+            # accelerate/DeepSpeed divide by the accumulation steps and ranks average: a mean of the means.
+            return batches, [1 / d.clamp(min=1).to(acc.device) for d in denominators]
+        denominator = acc.reduce(torch.as_tensor(sum(denominators), device=acc.device).float(), "sum")
         # Gradients are averaged over ranks and (by accelerate/DeepSpeed) divided by the accumulation steps:
         # scaling by both makes the update the exact mean over every rollout of the step.
-        return batches, g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
+        scale = g.micro_batches_per_rank * g.world_size / denominator.clamp(min=1)
+        return batches, [scale] * len(batches)
 
     def _micro_batch_loss(self, host_batch: MicroBatch, scale: torch.Tensor, tally: StepTally) -> torch.Tensor:
         """The micro-batch's scaled entropy loss; its metrics (and the engine's log-prob gap) go to `tally`."""

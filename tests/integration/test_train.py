@@ -264,18 +264,26 @@ def test_cosine_schedule_with_warmup(tmp_path: Path) -> None:
 def test_bench_em_step_reports_both_sides(tmp_path: Path) -> None:
     from emtune.bench.em_step import run as bench
 
-    result = bench(samples=4, new_tokens=4, micro=2)
-    assert result["baseline"].generated_tokens == 16
+    result = bench(samples=4, new_tokens=4, micro=2, repeats=2)
+    # Both sample the same way and stop at EOS: neither side is forced to the full length.
+    assert 0 < result["baseline"].generated_tokens <= 16
     assert 0 < result["emtune"].generated_tokens <= 16
-    assert result["speedup"] > 0
+    assert result["speedup"] > 0 and result["repeats"] == 2
+
+
+def test_bench_seed_style_counts_tokens_up_to_eos() -> None:
+    from emtune.bench.em_step import _up_to_eos
+
+    completions = torch.tensor([[5, 2, 0, 0], [5, 6, 7, 8], [2, 0, 0, 0]])
+    assert _up_to_eos(completions, {2}).sum(dim=1).tolist() == [2, 4, 1]
 
 
 def test_bench_baseline_can_be_timed_on_a_subset_and_scaled(tmp_path: Path) -> None:
     from emtune.bench.em_step import run as bench
 
-    result = bench(model="random:qwen2-small", samples=8, new_tokens=3, micro=2, baseline_micro_batches=1)
+    result = bench(model="random:qwen2-small", samples=8, new_tokens=3, micro=2, baseline_micro_batches=1, repeats=1)
     assert "1 of 4 micro-batches timed and scaled" in result["baseline"].name
-    assert result["baseline"].generated_tokens == 24  # 2 x 3 tokens measured, scaled by 4
+    assert result["baseline"].generated_tokens in range(4, 25, 4)  # at most 2 x 3 tokens measured, scaled by 4
 
 
 def test_multi_shot_steps_walk_every_prompt_once_per_epoch(tmp_path: Path) -> None:

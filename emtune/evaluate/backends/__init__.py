@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from emtune.config.evaluate import EvalConfig
 from emtune.errors import ModelError
+from emtune.model.generate import completion_stop_ids
 from emtune.model.shapes import RANDOM_PREFIX
 
 if TYPE_CHECKING:
@@ -74,6 +75,22 @@ def _saved_dtype(model_path: str) -> str | None:
     return str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)).removeprefix("torch.")
 
 
+def _configured_eos(model_path: str) -> int | list[int] | None:
+    """The `eos_token_id` of a model's generation_config.json (a folder's or a hub model's); None without one."""
+    config_file = Path(model_path) / "generation_config.json"
+    if config_file.is_file():
+        eos: int | list[int] | None = json.loads(config_file.read_text(encoding="utf-8")).get("eos_token_id")
+        return eos
+    if Path(model_path).is_dir() or model_path.startswith(RANDOM_PREFIX):
+        return None
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model_path).eos_token_id
+    except OSError:  # a hub model without a generation config
+        return None
+
+
 def resolve_dtype(requested: str, model_path: str) -> str:
     """eval.dtype for `model_path`: 'auto' is the dtype its config.json records (float32 when it names none), so
     both backends load the same weights the same way (vLLM's own 'auto' would turn float32 into float16)."""
@@ -112,14 +129,16 @@ def open_backend(
     cfg: EvalConfig, model_path: str, tokenizer: PreTrainedTokenizerBase, trust_remote_code: bool, log_file: Path
 ) -> GenerationBackend:
     """Load `model_path` in eval.dtype into the backend `cfg.backend` names (resolving 'auto'); a backend that
-    logs a lot (vLLM) writes its own log to `log_file`."""
+    logs a lot (vLLM) writes its own log to `log_file`. Both stop at the same tokens: the model's EOS ids and the
+    chat template's end-of-turn token."""
     name = choose_backend(cfg.backend)
     dtype = resolve_dtype(cfg.dtype, model_path)
-    log.info("generation backend: %s, %s", name, dtype)
+    stop_ids = completion_stop_ids(_configured_eos(model_path), tokenizer)
+    log.info("generation backend: %s, %s; stop tokens %s", name, dtype, stop_ids)
     if name == "vllm":
         from emtune.evaluate.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model_path, cfg, dtype, trust_remote_code, log_file)
+        return VLLMBackend(model_path, cfg, dtype, trust_remote_code, log_file, stop_ids)
     from emtune.evaluate.backends.hf import HFBackend
 
-    return HFBackend(model_path, tokenizer, cfg, dtype, trust_remote_code)
+    return HFBackend(model_path, tokenizer, cfg, dtype, trust_remote_code, stop_ids)

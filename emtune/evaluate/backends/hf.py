@@ -9,7 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from emtune.config.evaluate import EvalConfig
 from emtune.evaluate.backends import Completion, GenerationParams
-from emtune.model.generate import generate_batch, stop_token_ids
+from emtune.model.generate import generate_batch
 from emtune.model.loading import load_model
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,13 @@ class HFBackend:
     name = "hf"
 
     def __init__(
-        self, model_path: str, tokenizer: PreTrainedTokenizerBase, cfg: EvalConfig, dtype: str, trust_remote_code: bool
+        self,
+        model_path: str,
+        tokenizer: PreTrainedTokenizerBase,
+        cfg: EvalConfig,
+        dtype: str,
+        trust_remote_code: bool,
+        stop_ids: list[int],
     ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype
@@ -30,7 +36,7 @@ class HFBackend:
         self.static_cache = cfg.hf_static_cache == "on" or (
             cfg.hf_static_cache == "auto" and self.device.type == "cuda"
         )
-        self.eos_ids = stop_token_ids(self.model, self.tokenizer.eos_token_id)
+        self.eos_ids = stop_ids
 
     def close(self) -> None:
         del self.model

@@ -67,8 +67,13 @@ def engine_args(model_path: str, cfg: EvalConfig, dtype: str, trust_remote_code:
     return args
 
 
-def sampling_args(params: GenerationParams) -> dict[str, Any]:
-    """vLLM SamplingParams for `params`: every knob set, so nothing falls back to a model's defaults."""
+def sampling_args(params: GenerationParams, stop_ids: list[int]) -> dict[str, Any]:
+    """vLLM SamplingParams for `params`: every knob set, so nothing falls back to a model's defaults.
+
+    No per-request `seed`: vLLM hands request i's k-th sample the seed `seed + k`, so one seed for every request
+    gives sample k the same noise on every problem; and a seeded request that chunked prefill splits crashes the
+    CPU build ("CPU Generator does not use offset"). Every sample draws from the engine's one generator instead,
+    which the worker reseeds from `params.seed` before each request (`replica_seed`)."""
     return {
         "n": params.n,
         "temperature": params.temperature,
@@ -76,8 +81,13 @@ def sampling_args(params: GenerationParams) -> dict[str, Any]:
         "top_k": params.top_k,
         "repetition_penalty": params.repetition_penalty,
         "max_tokens": params.max_new_tokens,
-        "seed": params.seed,
+        "stop_token_ids": stop_ids,
     }
+
+
+def replica_seed(seed: int, replica: int) -> int:
+    """The generator seed of data-parallel replica `replica`: `seed` itself for the first, distinct for each."""
+    return seed + (replica << 32)
 
 
 class _Progress:
@@ -107,6 +117,9 @@ class _Worker:
         env = dict(os.environ)
         if devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = devices
+        # The engine core in the worker's own process: the generator the worker reseeds is the one that samples,
+        # and requests are scheduled in one fixed order (a separate core process may start before all arrive).
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
         # -I: the worker's folder (which holds this module, vllm.py) must not shadow the real vllm package.
@@ -146,8 +159,8 @@ class _Worker:
         status = self.process.wait()
         raise ModelError(f"the vLLM process exited with status {status} (its log: {self.log_file})")
 
-    def generate(self, prompts: list[list[int]], sampling: dict[str, Any], on_progress: Any) -> list[Any]:
-        self._send({"prompts": prompts, "sampling": sampling})
+    def generate(self, prompts: list[list[int]], sampling: dict[str, Any], seed: int, on_progress: Any) -> list[Any]:
+        self._send({"prompts": prompts, "sampling": sampling, "seed": seed})
         return list(self.receive("completions", on_progress))
 
     def close(self) -> None:
@@ -179,8 +192,17 @@ def _replica_devices(replicas: int, per_replica: int) -> list[str | None]:
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, model_path: str, cfg: EvalConfig, dtype: str, trust_remote_code: bool, log_file: Path) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        cfg: EvalConfig,
+        dtype: str,
+        trust_remote_code: bool,
+        log_file: Path,
+        stop_ids: list[int],
+    ) -> None:
         self.dtype = dtype
+        self.stop_ids = stop_ids
         python = vllm_python()
         args = engine_args(model_path, cfg, dtype, trust_remote_code)
         replicas = cfg.data_parallel_size
@@ -202,10 +224,15 @@ class VLLMBackend:
         share = -(-len(prompts) // len(self.workers))
         parts = [prompts[r * share : (r + 1) * share] for r in range(len(self.workers))]
         progress = _Progress(len(prompts))
-        sampling = sampling_args(params)
+        sampling = sampling_args(params, self.stop_ids)
 
         def run(replica: int) -> list[Any]:
-            return self.workers[replica].generate(parts[replica], sampling, lambda done: progress.update(replica, done))
+            return self.workers[replica].generate(
+                parts[replica],
+                sampling,
+                replica_seed(params.seed, replica),
+                lambda done: progress.update(replica, done),
+            )
 
         with ThreadPoolExecutor(len(self.workers)) as pool:
             answers = [row for part in pool.map(run, range(len(self.workers))) for row in part]

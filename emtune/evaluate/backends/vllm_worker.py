@@ -5,7 +5,8 @@ It imports nothing from emtune, so that environment needs only vLLM. Requests ar
 on the pipe whose descriptor is argv[1], one JSON object per line; stdout and stderr (vLLM's own logging) go
 wherever the parent sent them (a log file).
 
-    stdin:  {"engine": {...LLM arguments}}, then {"prompts": [[token ids], ...], "sampling": {...}} per request
+    stdin:  {"engine": {...LLM arguments}}, then {"prompts": [[token ids], ...], "sampling": {...}, "seed": int}
+            per request (the seed restarts the generator every unseeded request samples from)
     answer: {"ready": true} once the engine is up; per request {"progress": [done, total]}... then
             {"completions": [[[token ids], finish_reason], ...] per prompt}; {"error": "..."} on any failure
 """
@@ -24,6 +25,7 @@ def main() -> None:
         answers.write(json.dumps(message) + "\n")
 
     try:
+        import torch
         from tqdm import tqdm
         from vllm import LLM, SamplingParams
         from vllm.inputs import TokensPrompt
@@ -41,6 +43,7 @@ def main() -> None:
         send(ready=True)
         for line in sys.stdin:
             request = json.loads(line)
+            torch.manual_seed(request["seed"])  # the engine runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0)
             prompts = [TokensPrompt(prompt_token_ids=ids) for ids in request["prompts"]]
             outputs = engine.generate(prompts, SamplingParams(**request["sampling"]), use_tqdm=Progress)
             send(completions=[[[list(o.token_ids), o.finish_reason] for o in out.outputs] for out in outputs])
