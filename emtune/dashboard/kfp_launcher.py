@@ -4,8 +4,8 @@ KFP is the source of truth for a run's lifecycle; what a run produced is read fr
 pipeline writes it (`<store.uri>/<KFP run id>`: each step's checkpoint and the training metrics its manifest
 records). Runs are created from the pipeline *version* the chart's hook registered for this release (recorded in
 its ConfigMap; the newest version only where none is recorded), so each can be cloned in the KFP UI; a changed
-parameter the version does not declare is refused, and provenance travels as run parameters. The client authenticates as `emtune pipeline submit` does; it never
-sets KFP's user-identity header.
+parameter the version does not declare is refused, and provenance travels as run parameters. The client
+authenticates as `emtune pipeline submit` does; it never sets KFP's user-identity header.
 """
 
 from __future__ import annotations
