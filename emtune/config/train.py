@@ -97,6 +97,12 @@ class TrainConfig(Section):
         1, ge=1, description="Keep the resume state (optimizer, RNG, data position) of only the newest N steps."
     )
     nodes: int = Field(1, ge=1, description="Nodes to train on (more than 1 runs a Kubeflow TrainJob).")
+    stop_grace_s: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a long command has after SIGTERM to finish or abandon in-flight work (below "
+        "Kubernetes' 30 s default; the chart sets terminationGracePeriodSeconds from it).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

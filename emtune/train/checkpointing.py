@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
 from emtune.store.layout import step_name
@@ -33,7 +34,7 @@ RESUME_MAY_CHANGE = frozenset(
     {
         "train.max_steps", "train.save_every", "train.keep_last", "train.keep_state", "train.nodes",
         "train.prompts", "train.micro_batch_size", "train.loss_chunk_tokens", "train.gradient_checkpointing",
-        "train.static_cache", "train.offload_optimizer", "train.offload_params",
+        "train.static_cache", "train.offload_optimizer", "train.offload_params", "train.stop_grace_s",
     }
 )  # fmt: skip
 PROMPTS_KEY = "prompts (sha256 of the encoded prompts)"
@@ -242,13 +243,15 @@ class Checkpointer:
             "world_size": self.acc.num_processes, "hyperparameters": self.hyperparameters,
         }  # fmt: skip
         marker = {"step": step, "metrics": metrics, "run_id": self.run_id, "config_hash": config_hash}
-        checkpoint.seal(partial, final, state, marker)
-        if self.pusher is not None:
+        with interrupts.shielded():  # a stop lands before or after the seal and the pruning, never inside them
+            checkpoint.seal(partial, final, state, marker)
+        if self.pusher is not None:  # may wait for room in the queue: interruptible
             self._submit(final, step, marker, self._state_wanted(step))
         protect = set(self.pusher.pending_steps()) if self.pusher is not None else set()
-        if self.keep_last:
-            checkpoint.prune(self.run_dir, self.keep_last, protect=protect)
-        checkpoint.prune_states(self.run_dir, self.cfg.train.keep_state, protect=protect)
+        with interrupts.shielded():
+            if self.keep_last:
+                checkpoint.prune(self.run_dir, self.keep_last, protect=protect)
+            checkpoint.prune_states(self.run_dir, self.cfg.train.keep_state, protect=protect)
 
     # ------------------------------------------------------------------------------------------- finish
     def finish(self, steps: list[int]) -> dict[int, str]:
@@ -259,7 +262,9 @@ class Checkpointer:
         return {step: self.pusher.store.step_uri(step) for step in steps}
 
     def abort(self) -> None:
-        """Finish the uploads already queued, but let the error that stopped training be the one reported."""
+        """Give the uploads already queued until `train.stop_grace_s` after the stop (signal or error) to finish,
+        then abandon the rest (incomplete in the store, pushed again on resume); the error that stopped training
+        stays the one reported."""
         if self.pusher is not None:
             with contextlib.suppress(Exception):
-                self.pusher.close()
+                self.pusher.abort(interrupts.deadline(self.cfg.train.stop_grace_s))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
@@ -327,7 +328,8 @@ class Trainer:
                 metrics = self.train_step(step)
                 result.metrics.append(metrics)
                 if metrics_log is not None:
-                    metrics_log.write(metrics)
+                    with interrupts.shielded():  # never a torn line
+                        metrics_log.write(metrics)
                 if on_step is not None:
                     on_step(metrics)
                 check_logprob_gap(metrics, t.max_logprob_gap)  # after the line is logged: the gap stays on record
