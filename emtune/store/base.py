@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
+from emtune.faults import pause_point
 from emtune.fsutil import OUTPUT_MARKER, atomic_dir, check_output
 from emtune.store.layout import REPORT_DIR, STATE_DIR, STEP_PATTERN, is_state_path, step_name
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files, upload_name
@@ -267,6 +268,7 @@ class CheckpointStore(ABC):
         manifest = Manifest(
             step, run_id, config_hash, files, metrics, kind=kind, upload=upload, state_upload=state_upload
         )
+        pause_point("push")  # every file is in place, the commit not yet made
         self._commit(step, manifest, replace=committed is not None)
         self._discard_leftovers(step, manifest)
         self._advance_pointer(step)
@@ -312,8 +314,9 @@ class CheckpointStore(ABC):
             self._put_bytes(key, manifest.to_json().encode())
         elif not self._put_bytes(key, manifest.to_json().encode(), if_absent=True):
             raced = self._manifest_or_none(step)
-            if raced is not None:
-                self._check_same(raced, manifest.files, self.step_key(step))
+            if raced is None:
+                raise StoreError(f"{self.uri_of(key)} was written and removed while this push committed; push again")
+            self._check_same(raced, manifest.files, self.step_key(step))
 
     def _discard_leftovers(self, step: int, manifest: Manifest) -> None:
         """Objects under the step's prefixes that its committed manifest does not point to: incomplete uploads

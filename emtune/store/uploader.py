@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import EmtuneError, StoreError
+from emtune.faults import pause_point
 from emtune.store.base import CheckpointStore
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class BackgroundPusher:
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)
+        pause_point("final-push")  # the last pushes may still be in flight
         self._worker.join()
         self._raise_failures()
 

@@ -23,6 +23,7 @@ import torch
 from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
+from emtune.faults import pause_point
 from emtune.store.layout import step_name
 from emtune.train import checkpoint
 
@@ -227,6 +228,7 @@ class Checkpointer:
             export_model(acc.unwrap_model(model), state_dict, partial, lora=self.cfg.train.lora.enabled)
             tokenizer.save_pretrained(partial)
         acc.save_state(str(partial / checkpoint.STATE_DIR))
+        pause_point("save")  # written, not sealed
         acc.wait_for_everyone()
         if acc.is_main_process:
             self._seal(step, metrics, partial, final, data_position)

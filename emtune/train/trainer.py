@@ -22,6 +22,7 @@ from emtune.config import RunConfig
 from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
+from emtune.faults import pause_point
 from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
 from emtune.model import tiny_math
@@ -197,7 +198,9 @@ class Trainer:
             RolloutRequest(mine[i : i + t.rollout_batch_size], batch_seed(self.cfg.run.seed, step, first + i))
             for i in range(0, len(mine), t.rollout_batch_size)
         ]
-        return self.engine.generate(requests, self.params)
+        rollouts = self.engine.generate(requests, self.params)
+        pause_point("rollout")
+        return rollouts
 
     def train_step(self, step: int) -> dict[str, Any]:
         """Rollouts, then the loss over micro-batches (gradients accumulate), then one optimizer update."""
