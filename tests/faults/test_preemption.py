@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from fault_support import SIGTERM_EXIT, error_lines, start, stop, tiny_config, wait_for, write_config
 
 from emtune.store import open_store
 from emtune.train import trainer
-from helpers import SIGTERM_EXIT, error_lines, start, stop, tiny_config, wait_for, write_config
 
 pytest_plugins = ["s3_servers"]
 
