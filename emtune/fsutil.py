@@ -1,13 +1,15 @@
 """Write-then-rename helpers (a path that exists is complete), the output guard every folder-writing
 command goes through (emtune never deletes a folder it did not write, nor one of a command's own inputs),
-and the one JSON-lines reader."""
+the one-writer lock of an output folder, and the one JSON-lines reader."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -211,3 +213,53 @@ def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise DataError(f"{str(path)!r} is not UTF-8 text; expected JSON lines") from None
     return parse_jsonl(text, repr(str(path)), skip_bad=skip_bad)
+
+
+def lock_path(folder: Path) -> Path:
+    """The lock file of an output folder: a hidden sibling, so it survives `--overwrite` replacing the folder
+    and is no part of the output."""
+    folder = Path(folder).absolute()
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold the one-writer lock of `folder` for the block; while another holds it, refuse in one line naming the
+    holder. flock: per open file, so a probe in the same process conflicts too; released by the kernel when the
+    process dies, however it dies."""
+    path = lock_path(folder)
+    make_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock {str(path)!r} of {what} {str(folder)!r}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise OutputError(
+            f"{what} {str(folder)!r} is in use by {holder}; wait for it to end or choose another folder"
+        ) from None
+    try:
+        stamp = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, stamp.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race with the next holder)
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether a live process holds `folder`'s lock (a record saying "running" without one is stale)."""
+    try:
+        fd = os.open(lock_path(folder), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

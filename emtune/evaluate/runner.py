@@ -24,7 +24,7 @@ from emtune.evaluate.backends import Completion, GenerationBackend, GenerationPa
 from emtune.evaluate.grading import Grader
 from emtune.evaluate.models import ModelRef, expand_models, local_model, local_paths
 from emtune.evaluate.passk import summarize
-from emtune.fsutil import atomic_dir, atomic_write_json, open_output_dir
+from emtune.fsutil import atomic_dir, atomic_write_json, exclusive_lock, open_output_dir
 from emtune.model.loading import load_tokenizer
 from emtune.store.layout import step_name
 
@@ -181,7 +181,13 @@ def run(
     loaded = _load_benchmarks(cfg, benchmarks or cfg.eval.benchmarks)  # bad names fail before any model loads
     refs = expand_models(models, cfg.store)
     sources = [path for source in cfg.eval.sources.values() for path in local_source_paths(source)]
-    open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
+    with exclusive_lock(out, "eval output"):  # one writer: a second eval into `out` is refused, not interleaved
+        open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
+        _run_pairs(cfg, refs, loaded, out)
+    return out
+
+
+def _run_pairs(cfg: RunConfig, refs: list[ModelRef], loaded: list[Benchmark], out: Path) -> None:
     results: list[dict[str, Any]] = []
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
         for ref in refs:
@@ -191,7 +197,6 @@ def run(
                     atomic_write_json(
                         out / RESULTS_FILE, {"eval": cfg.eval.model_dump(mode="json"), "results": results}
                     )
-    return out
 
 
 def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: int | None = None) -> dict[str, Any]:

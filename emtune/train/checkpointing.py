@@ -24,6 +24,7 @@ from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
 from emtune.faults import pause_point
+from emtune.fsutil import exclusive_lock
 from emtune.store.layout import step_name
 from emtune.train import checkpoint
 
@@ -89,6 +90,16 @@ def merged_lora_state_dict(model: Any) -> dict[str, torch.Tensor]:
             value = tensor + deltas[key] if key in deltas else tensor
             merged[key.replace(".base_layer.", ".")] = value.detach().cpu()
     return merged
+
+
+def hold_run_folder(cfg: RunConfig) -> contextlib.AbstractContextManager[None]:
+    """One writer per run folder for the whole command: rank 0 holds its lock (other ranks write only under it),
+    so a second `train --out` or a `--resume` beside a live run is refused before it writes anything."""
+    from emtune.train.distributed import world_from_env
+
+    if world_from_env()[1] != 0:
+        return contextlib.nullcontext()
+    return exclusive_lock(Path(cfg.run.out_dir), "run folder")
 
 
 def export_model(model: Any, state_dict: dict[str, torch.Tensor], folder: Path, *, lora: bool) -> None:

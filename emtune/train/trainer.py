@@ -29,7 +29,7 @@ from emtune.model import tiny_math
 from emtune.model.generate import stop_token_ids
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train.batching import MicroBatch, collate
-from emtune.train.checkpointing import Checkpointer, hyperparameters
+from emtune.train.checkpointing import Checkpointer, hold_run_folder, hyperparameters
 from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
 from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
 from emtune.train.metrics import MetricsLog, StepTally
@@ -353,4 +353,5 @@ class Trainer:
 
 def run(cfg: RunConfig, resume: bool = False, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train per `cfg` and return what was saved. The step function the CLI and the pipeline call."""
-    return Trainer(cfg, resume=resume).train(on_step)
+    with hold_run_folder(cfg):
+        return Trainer(cfg, resume=resume).train(on_step)
