@@ -19,6 +19,7 @@ from emtune.config.store import StoreConfig
 from emtune.errors import ModelError
 from emtune.model.loading import resolve_model
 from emtune.store import open_store, split_step_uri
+from emtune.store.integrity import check_tokenizer_files, verify_sealed
 from emtune.store.layout import parse_step_name, step_name
 from emtune.train.checkpoint import complete_steps, step_dir
 
@@ -86,7 +87,10 @@ def local_paths(refs: list[ModelRef]) -> list[Path]:
 def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
     """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder."""
     if not _STORE_URI.match(ref.spec):
-        yield resolve_model(ref.spec)
+        path = resolve_model(ref.spec)
+        check_tokenizer_files(Path(path))
+        verify_sealed(Path(path), with_state=False)  # a step folder changed since its seal is not evaluated
+        yield path
         return
     prefix, step = split_step_uri(ref.spec)
     assert step is not None

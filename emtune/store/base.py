@@ -23,6 +23,7 @@ from typing import Any
 from emtune.errors import StoreError
 from emtune.faults import pause_point
 from emtune.fsutil import OUTPUT_MARKER, atomic_dir, check_output
+from emtune.store.integrity import verify_sealed
 from emtune.store.layout import REPORT_DIR, STATE_DIR, STEP_PATTERN, is_state_path, step_name
 from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files, upload_name
 
@@ -246,6 +247,11 @@ class CheckpointStore(ABC):
         local_step_dir = Path(local_step_dir)
         entries = scan_step_dir(local_step_dir, skip_state=True)
         files = [entry for _, entry in entries]
+        state_entries = scan_step_dir(local_step_dir / STATE_DIR) if with_state else []
+        # Bytes changed since the seal must not be certified by a manifest: checked against checkpoint.json.
+        hashed = {entry.path: (entry.size, entry.sha256) for entry in files}
+        hashed.update({f"{STATE_DIR}/{entry.path}": (entry.size, entry.sha256) for _, entry in state_entries})
+        verify_sealed(local_step_dir, with_state=with_state, actual=hashed)
         committed = self._manifest_or_none(step)
         if committed is not None:
             self._check_same(committed, files, self.step_key(step))
@@ -256,7 +262,6 @@ class CheckpointStore(ABC):
         state = _SetResult(0, 0, 0, True)
         state_upload = None
         if with_state:
-            state_entries = scan_step_dir(local_step_dir / STATE_DIR)
             state_files = [entry for _, entry in state_entries]
             state_upload = upload_name(state_files)
             state_manifest = Manifest(step, run_id, config_hash, state_files, {}, kind="state", upload=state_upload)
@@ -415,6 +420,35 @@ class CheckpointStore(ABC):
             for entry in each.files:
                 key = prefix + entry.path
                 self._check_entry(key, entry, present[key], self._stored_sha256(key))
+
+    def repair(self, step: int, local_step_dir: Path) -> list[str]:
+        """Compare a committed step's objects with its manifest (size, and the sha256 each was uploaded with:
+        a HEAD on S3) and upload again, from an intact local copy, each one missing or changed; returns their
+        keys. The local copy must hold the manifest's bytes (checked), so the store is never "repaired" worse."""
+        manifest = self.read_manifest(step)
+        prefix = self._files_prefix(step, manifest)
+        present = self._list(prefix)
+        damaged = [
+            entry
+            for entry in manifest.files
+            if present.get(prefix + entry.path) != entry.size
+            or self._recorded_sha256(prefix + entry.path) != entry.sha256
+        ]
+        if not damaged:
+            return []
+        sources = [Path(local_step_dir) / entry.path for entry in damaged]
+        if any(not path.is_file() for path in sources) or [
+            (path.stat().st_size, digest) for path, digest in zip(sources, sha256_files(sources), strict=True)
+        ] != [(entry.size, entry.sha256) for entry in damaged]:
+            raise StoreError(
+                f"{self.step_uri(step)} is damaged ({', '.join(e.path for e in damaged)}) and {str(local_step_dir)!r} "
+                "does not hold the committed bytes to repair it from; remove the step (`emtune ckpt rm`), push it again"
+            )
+        self._upload([(path, prefix + entry.path, entry) for path, entry in zip(sources, damaged, strict=True)])
+        log.warning(
+            "repaired %s: uploaded %s again from %s", self.step_uri(step), [e.path for e in damaged], local_step_dir
+        )
+        return [prefix + entry.path for entry in damaged]
 
     def _check_present(self, prefix: str, files: list[FileEntry], present: dict[str, int]) -> None:
         for entry in files:

@@ -14,7 +14,9 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
 from emtune.faults import pause_point
 from emtune.fsutil import exclusive_lock
+from emtune.store.integrity import verify_sealed
 from emtune.store.layout import step_name
 from emtune.train import checkpoint
 
@@ -133,6 +136,8 @@ class Checkpointer:
                 log.info("removed %s, left half-written by an earlier run", stale)
         self.store = self._open_store() if cfg.store.uri and accelerator.is_main_process else None
         self.pusher: Any = None
+        self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emtune-sealer")
+        self._sealing: Future[None] | None = None
 
     def _open_store(self) -> Any:
         """Reachable (S3: the bucket is checked at open) and writable (a probe object), before the first step."""
@@ -165,6 +170,7 @@ class Checkpointer:
                 f"the newest step folder {str(folder)!r} has no resume state ({checkpoint.STATE_DIR}/); train from "
                 f"its weights as a new run with --model {folder} --out NEW_FOLDER"
             )
+        verify_sealed(folder, with_state=True)  # a bit flipped since the seal is not resumed from
         state = checkpoint.read_state(folder)
         self._check_hyperparameters(state, folder)
         self.acc.load_state(str(folder / checkpoint.STATE_DIR))
@@ -207,8 +213,11 @@ class Checkpointer:
         for step in local:
             folder = checkpoint.step_dir(self.run_dir, step)
             with_state = self._state_wanted(step) and checkpoint.has_state(folder)
-            if self.store.is_complete(step) and (not with_state or self.store.has_state(step)):
-                continue
+            if self.store.is_complete(step):
+                verify_sealed(folder, with_state=False)
+                self.store.repair(step, folder)  # the store's copy, compared with the manifest and made whole
+                if not with_state or self.store.has_state(step):
+                    continue
             self._submit(folder, step, checkpoint.read_marker(folder), with_state)
             missing.append(step)
         if missing:
@@ -230,6 +239,7 @@ class Checkpointer:
         """Write step N on every rank, seal it on rank 0, queue it for the store and prune old ones."""
         acc = self.acc
         partial, final = checkpoint.partial_dir(self.run_dir, step), checkpoint.step_dir(self.run_dir, step)
+        self.wait_sealed()
         if acc.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
@@ -242,7 +252,8 @@ class Checkpointer:
         pause_point("save")  # written, not sealed
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self._seal(step, metrics, partial, final, data_position)
+            # Hashing every file for the seal overlaps the next steps; the next save (or the end) waits for it.
+            self._sealing = self._sealer.submit(self._seal, step, metrics, partial, final, data_position)
         acc.wait_for_everyone()
         if not acc.is_main_process and acc.is_local_main_process:
             # A node without the run folder shared: rank 0's copy became the step; this node's shards are spare.
@@ -256,28 +267,45 @@ class Checkpointer:
             "world_size": self.acc.num_processes, "hyperparameters": self.hyperparameters,
         }  # fmt: skip
         marker = {"step": step, "metrics": metrics, "run_id": self.run_id, "config_hash": config_hash}
-        with interrupts.shielded():  # a stop lands before or after the seal and the pruning, never inside them
-            checkpoint.seal(partial, final, state, marker)
-        if self.pusher is not None:  # may wait for room in the queue: interruptible
+        # In the sealer thread; each change below is atomic on disk (marker, rename, prune), so a process that
+        # ends at any point leaves only complete steps and `.step-N.partial` folders the next start removes.
+        checkpoint.seal(partial, final, state, marker)
+        if self.pusher is not None:  # may wait for room in the queue
             self._submit(final, step, marker, self._state_wanted(step))
+        self._prune_local()
+
+    def _prune_local(self) -> None:
+        """Local retention; a step still waiting for its push is kept."""
         protect = set(self.pusher.pending_steps()) if self.pusher is not None else set()
-        with interrupts.shielded():
-            if self.keep_last:
-                checkpoint.prune(self.run_dir, self.keep_last, protect=protect)
-            checkpoint.prune_states(self.run_dir, self.cfg.train.keep_state, protect=protect)
+        if self.keep_last:
+            checkpoint.prune(self.run_dir, self.keep_last, protect=protect)
+        checkpoint.prune_states(self.run_dir, self.cfg.train.keep_state, protect=protect)
+
+    def wait_sealed(self, timeout: float | None = None) -> None:
+        """Until the last save's seal has finished; its error (a full disk, say) is raised here."""
+        sealing, self._sealing = self._sealing, None
+        if sealing is not None:
+            sealing.result(timeout=timeout)
 
     # ------------------------------------------------------------------------------------------- finish
     def finish(self, steps: list[int]) -> dict[int, str]:
-        """Wait for every push; the store URI of each step saved (empty without a store)."""
+        """Wait for the last seal and every push; the store URI of each step saved (empty without a store)."""
+        self.wait_sealed()
+        self._sealer.shutdown()
         if self.pusher is None:
             return {}
         self.pusher.close()
+        self._prune_local()  # what pushes still in flight at the last seal kept
         return {step: self.pusher.store.step_uri(step) for step in steps}
 
     def abort(self) -> None:
         """Give the uploads already queued until `train.stop_grace_s` after the stop (signal or error) to finish,
         then abandon the rest (incomplete in the store, pushed again on resume); the error that stopped training
         stays the one reported."""
+        deadline = interrupts.deadline(self.cfg.train.stop_grace_s)
+        with contextlib.suppress(Exception):  # a seal not done by the deadline is abandoned: that step is lost
+            self.wait_sealed(timeout=max(0.0, deadline - time.monotonic()))
+        self._sealer.shutdown(wait=False, cancel_futures=True)
         if self.pusher is not None:
             with contextlib.suppress(Exception):
-                self.pusher.abort(interrupts.deadline(self.cfg.train.stop_grace_s))
+                self.pusher.abort(deadline)
