@@ -21,9 +21,9 @@ from emtune.train import checkpoint, trainer
 def test_a_second_holder_of_a_folder_is_refused_naming_the_first(tmp_path):
     with exclusive_lock(tmp_path / "out", "run folder"):
         assert is_locked(tmp_path / "out")
-        with pytest.raises(OutputError, match=r"run folder .*out' is in use by pid \d+ on .* since"):
-            with exclusive_lock(tmp_path / "out", "run folder"):
-                pass
+        refused = pytest.raises(OutputError, match=r"run folder .*out' is in use by pid \d+ on .* since")
+        with refused, exclusive_lock(tmp_path / "out", "run folder"):
+            pass
     assert not is_locked(tmp_path / "out")
     with exclusive_lock(tmp_path / "out", "run folder"):  # released: free again
         pass
@@ -31,9 +31,8 @@ def test_a_second_holder_of_a_folder_is_refused_naming_the_first(tmp_path):
 
 def test_an_eval_into_a_folder_another_eval_writes_is_refused(tmp_path, tiny_model_dir):
     cfg = load_config(None, {"eval.backend": "hf", "eval.limit": 1, "eval.max_new_tokens": 4})
-    with exclusive_lock(tmp_path / "eval", "eval output"):
-        with pytest.raises(OutputError, match="eval output .* is in use by pid"):
-            runner.run(cfg, [str(tiny_model_dir)], ["demo-arith"], tmp_path / "eval", overwrite=True)
+    with exclusive_lock(tmp_path / "eval", "eval output"), pytest.raises(OutputError, match=r"eval output .* in use"):
+        runner.run(cfg, [str(tiny_model_dir)], ["demo-arith"], tmp_path / "eval", overwrite=True)
     assert not (tmp_path / "eval").exists()
 
 
@@ -64,7 +63,7 @@ def test_a_running_record_whose_process_is_gone_reads_failed(tmp_path):
     gone = load_record(run_dir)
     assert gone.status == "failed" and "gone" in (gone.error or "")
     (run_dir / RECORD_FILE).write_text('{"run_id": "r1", "stat')  # torn
-    with pytest.raises(PipelineError, match="is not a valid run.json"):
+    with pytest.raises(PipelineError, match=r"is not a valid run\.json"):
         load_record(run_dir)
 
 
