@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -18,6 +19,14 @@ from emtune.interrupts import Stopped, handle_stop_signals
 from emtune.cli import bench, benchmarks, ckpt, config, dashboard, eval, model, pipeline, prep, report, train  # noqa: F401  isort: skip
 
 _stderr = Console(stderr=True)
+# Failures of the machine, not of emtune: one line with what to do, not a traceback. Outputs are written to a
+# temporary sibling first, so nothing half-written is left under the output's name.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free space on that disk (or choose another) and run again",
+    errno.EDQUOT: "the disk quota is used up; free space and run again",
+    errno.EROFS: "that file system is read-only; choose a writable folder",
+    errno.EACCES: "permission denied; choose a folder this user can write",
+}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -65,6 +74,15 @@ def main() -> None:
         if flags.debug:
             raise
         _stderr.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in _ENVIRONMENT_ERRNOS or flags.debug:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        _stderr.print(
+            f"[red]error:[/red] {err.strerror or err}{where}; {_ENVIRONMENT_ERRNOS[err.errno]}",
+            highlight=False, markup=True, soft_wrap=True,
+        )  # fmt: skip
         sys.exit(2)
     except Stopped as stop:
         _stderr.print(

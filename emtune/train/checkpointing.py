@@ -95,6 +95,17 @@ def merged_lora_state_dict(model: Any) -> dict[str, torch.Tensor]:
     return merged
 
 
+def _write_failure(exc: Exception) -> str | None:
+    """The reason, when `exc` is the disk refusing a write (full, read-only, quota): torch and safetensors report
+    it as RuntimeError("PytorchStreamWriter failed writing ...") or SafetensorError("... (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = str(exc)
+    if "PytorchStreamWriter" in text or "(os error " in text:
+        return text.splitlines()[0]
+    return None
+
+
 def hold_run_folder(cfg: RunConfig) -> contextlib.AbstractContextManager[None]:
     """One writer per run folder for the whole command: rank 0 holds its lock (other ranks write only under it),
     so a second `train --out` or a `--resume` beside a live run is refused before it writes anything."""
@@ -245,10 +256,20 @@ class Checkpointer:
             partial.mkdir(parents=True)
         acc.wait_for_everyone()
         state_dict = acc.get_state_dict(model)  # a collective under ZeRO-3: every rank calls it
-        if acc.is_main_process:
-            export_model(acc.unwrap_model(model), state_dict, partial, lora=self.cfg.train.lora.enabled)
-            tokenizer.save_pretrained(partial)
-        acc.save_state(str(partial / checkpoint.STATE_DIR))
+        try:
+            if acc.is_main_process:
+                export_model(acc.unwrap_model(model), state_dict, partial, lora=self.cfg.train.lora.enabled)
+                tokenizer.save_pretrained(partial)
+            acc.save_state(str(partial / checkpoint.STATE_DIR))
+        except Exception as exc:
+            reason = _write_failure(exc)
+            if reason is None:
+                raise
+            shutil.rmtree(partial, ignore_errors=True)
+            raise TrainingError(
+                f"cannot write step {step} into {str(partial)!r}: {reason}; free space (or set train.keep_last) and "
+                "resume with --resume"
+            ) from None
         pause_point("save")  # written, not sealed
         acc.wait_for_everyone()
         if acc.is_main_process:
