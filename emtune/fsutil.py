@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import DataError, OutputError
+from emtune.faults import pause_point
 
 # Written into every output folder emtune creates; `--overwrite` replaces only folders that carry it.
 OUTPUT_MARKER = ".emtune-output.json"
@@ -116,10 +118,12 @@ def atomic_dir(
     final = Path(final)
     check_output(final, inputs, overwrite=overwrite)
     make_dir(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    remove_stale_siblings(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{_writer()}-", dir=final.parent))
     os.chmod(tmp, _DIR_MODE)
     try:
         yield tmp
+        pause_point("output-written")  # written, not yet renamed into place
         if mark:
             mark_output(tmp, command)
         _replace_dir(tmp, final)
@@ -133,6 +137,7 @@ def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (
     emptied when `overwrite` replaces an earlier emtune output, and marked as emtune's from the start."""
     out = Path(out)
     check_output(out, inputs, overwrite=overwrite)
+    remove_stale_siblings(out)
     if out.is_dir() and any(out.iterdir()):
         shutil.rmtree(_move_aside(out))
     make_dir(out)
@@ -140,9 +145,44 @@ def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (
     return out
 
 
+def _writer() -> str:
+    """Who writes a temporary sibling: host and pid, so a later command can tell a dead writer's leftovers."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<host>.+)-(?P<pid>\d+)-[^-]+$")
+
+
+def remove_stale_siblings(final: Path) -> list[Path]:
+    """Remove the temporary siblings of `final` that a killed command left (`.NAME.partial-*`, `.NAME.old-*`):
+    those written on this host by a process that no longer exists; a live writer's are left alone."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    stale = []
+    for sibling in final.parent.iterdir():
+        match = _SIBLING.match(sibling.name)
+        if match is None or match["name"] != final.name or match["host"] != socket.gethostname():
+            continue
+        if not _process_exists(int(match["pid"])) and sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+            stale.append(sibling)
+    return stale
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _move_aside(folder: Path) -> Path:
     """Rename `folder` into a hidden sibling (returned) so that its name never holds a half-deleted folder."""
-    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-{_writer()}-", dir=folder.parent))
     os.replace(folder, holder / folder.name)
     return holder
 
