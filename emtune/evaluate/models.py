@@ -84,8 +84,9 @@ def local_paths(refs: list[ModelRef]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
-    """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder."""
+def local_model(ref: ModelRef, store_cfg: StoreConfig, pull_into: Path | None = None) -> Iterator[str]:
+    """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder
+    (under `pull_into`, which the caller cleans if a kill leaves one behind; else the system's)."""
     if not _STORE_URI.match(ref.spec):
         path = resolve_model(ref.spec)
         check_tokenizer_files(Path(path))
@@ -94,5 +95,7 @@ def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
         return
     prefix, step = split_step_uri(ref.spec)
     assert step is not None
-    with tempfile.TemporaryDirectory(prefix="emtune-eval-model-") as tmp:
+    if pull_into is not None:
+        Path(pull_into).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emtune-eval-model-", dir=pull_into) as tmp:
         yield str(open_store(prefix, store_cfg).pull(step, Path(tmp) / step_name(step)))

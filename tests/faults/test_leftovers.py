@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
-from fault_support import start, wait_for
+from fault_support import SIGTERM_EXIT, start, stop, wait_for
 
+from emtune.config import load_config
+from emtune.evaluate import runner
 from emtune.fsutil import atomic_dir, remove_stale_siblings
+from emtune.report.collect import collect_eval
 
 
 def test_a_dead_writers_siblings_are_removed_and_a_live_ones_kept(tmp_path):
@@ -44,3 +48,35 @@ def test_a_killed_ckpt_pull_leaves_a_sibling_the_next_pull_removes(tmp_path, mak
 def test_atomic_dir_writes_under_a_sibling_named_by_its_writer(tmp_path):
     with atomic_dir(tmp_path / "out", "test") as tmp:
         assert tmp.name.startswith(f".out.partial-{os.uname().nodename}-{os.getpid()}-")
+
+
+def test_an_interrupted_eval_resumes_from_its_completed_pairs_and_report_names_the_missing(
+    tmp_path, tiny_model_dir, caplog
+):
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model_dir), "--benchmarks", "demo-arith,demo-algebra", "--out", str(out),
+            "--set", "eval.backend=hf", "--set", "eval.limit=1", "--set", "eval.n=1",
+            "--max-new-tokens", "4"]  # fmt: skip
+    beacon = tmp_path / "beacon"
+    first = start(argv, pause="output-written@2", beacon=beacon)  # the second pair written, not renamed
+    wait_for(beacon, first)
+    stop(first, timeout=60)
+    assert first.returncode == SIGTERM_EXIT
+    label = tiny_model_dir.name
+    kept = out / label / "demo-arith" / "samples.jsonl"
+    assert kept.is_file() and not (out / label / "demo-algebra").exists()
+    with caplog.at_level(logging.WARNING):
+        collect_eval([out])
+    assert f"missing 1 planned pair(s), left out by an interrupted eval: {label} on demo-algebra" in caplog.text
+    before = kept.stat().st_mtime_ns
+
+    cfg = load_config(None, {"eval.backend": "hf", "eval.limit": 1, "eval.n": 1, "eval.max_new_tokens": 4})
+    runner.run(cfg, [str(tiny_model_dir)], ["demo-arith", "demo-algebra"], out, resume=True)
+
+    assert kept.stat().st_mtime_ns == before  # the completed pair was kept, not redone
+    assert (out / label / "demo-algebra" / "metrics.json").is_file()
+    assert not [p for p in (out / label).iterdir() if p.name.startswith(".")]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert len(collect_eval([out])) == 2
+    assert "missing" not in caplog.text
