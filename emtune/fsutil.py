@@ -256,8 +256,8 @@ def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
 
 
 def lock_path(folder: Path) -> Path:
-    """The lock file of an output folder: a hidden sibling, so it survives `--overwrite` replacing the folder
-    and is no part of the output."""
+    """The lock file of an output folder: a hidden sibling, present only while a command holds it, so it survives
+    `--overwrite` replacing the folder and is no part of the output."""
     folder = Path(folder).absolute()
     return folder.parent / f".{folder.name}.lock"
 
@@ -266,28 +266,37 @@ def lock_path(folder: Path) -> Path:
 def exclusive_lock(folder: Path, what: str) -> Iterator[None]:
     """Hold the one-writer lock of `folder` for the block; while another holds it, refuse in one line naming the
     holder. flock: per open file, so a probe in the same process conflicts too; released by the kernel when the
-    process dies, however it dies."""
+    process dies, however it dies. The file is removed on release; a holder checks that the name still points at
+    the file it locked, so one removed meanwhile is never taken for a held lock."""
     path = lock_path(folder)
     make_dir(path.parent)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
-    except OSError as exc:
-        raise OutputError(f"cannot create the lock {str(path)!r} of {what} {str(folder)!r}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
-        os.close(fd)
-        raise OutputError(
-            f"{what} {str(folder)!r} is in use by {holder}; wait for it to end or choose another folder"
-        ) from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        except OSError as exc:
+            reason = exc.strerror
+            raise OutputError(f"cannot create the lock {str(path)!r} of {what} {str(folder)!r}: {reason}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise OutputError(
+                f"{what} {str(folder)!r} is in use by {holder}; wait for it to end or choose another folder"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)  # the previous holder removed it between our open and our lock: take the new one
     try:
         stamp = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         os.ftruncate(fd, 0)
         os.pwrite(fd, stamp.encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays (removing it would race with the next holder)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # while still holding it: a waiting opener then sees another inode and retries
+        os.close(fd)
 
 
 def is_locked(folder: Path) -> bool:

@@ -211,7 +211,6 @@ def _run_pairs(cfg: RunConfig, refs: list[ModelRef], loaded: list[Benchmark], ou
             out / RESULTS_FILE, {"eval": cfg.eval.model_dump(mode="json"), "planned": planned, "results": results}
         )
 
-    record()
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers) as grader:
         for ref in refs:
             done = {b.name: out / ref.label / b.name / METRICS_FILE for b in loaded}
@@ -221,6 +220,7 @@ def _run_pairs(cfg: RunConfig, refs: list[ModelRef], loaded: list[Benchmark], ou
                 record()
                 continue
             with _opened(cfg, ref, out) as (backend, tokenizer):
+                record()  # the plan, once a model has passed its checks and opened
                 for benchmark in loaded:
                     if done[benchmark.name].is_file():
                         results.append(json.loads(done[benchmark.name].read_text(encoding="utf-8")))
