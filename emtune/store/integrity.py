@@ -41,9 +41,7 @@ def recorded_files(folder: Path) -> dict[str, dict[str, Any]] | None:
     return files if isinstance(files, dict) else None
 
 
-def verify_sealed(
-    folder: Path, *, with_state: bool, actual: dict[str, tuple[int, str]] | None = None
-) -> None:
+def verify_sealed(folder: Path, *, with_state: bool, actual: dict[str, tuple[int, str]] | None = None) -> None:
     """Raise a one-line StoreError unless every file the seal recorded (the model's; the resume state's too
     with `with_state`) is present with the same size and sha256. `actual` (path -> size, sha256) is used when
     the caller has hashed the files already; a folder sealed without a record passes."""
