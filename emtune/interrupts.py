@@ -12,7 +12,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -30,6 +30,7 @@ class Stopped(BaseException):
 
 
 class _State:
+    forwards: list[Callable[[], None]] = []  # run on a stop signal, before it is raised  # noqa: RUF012
     shield_depth = 0
     deferred: int | None = None  # a signal that arrived inside a shielded block
     received_at: float | None = None  # time.monotonic() of the first stop signal
@@ -41,6 +42,9 @@ _state = _State()
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _state.received_at is None:
         _state.received_at = time.monotonic()
+    for forward in list(_state.forwards):
+        with contextlib.suppress(Exception):  # a failing forward must not hide the stop
+            forward()
     if _state.shield_depth > 0:
         _state.deferred = signum
         return
@@ -60,6 +64,17 @@ def handle_stop_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def forwarding(forward: Callable[[], None]) -> Iterator[None]:
+    """Call `forward()` (quick, no waiting) the moment a stop signal arrives, while the block runs: to pass the
+    stop on to child processes before a library's own wait for them (kfp.local's) blocks the stop."""
+    _state.forwards.append(forward)
+    try:
+        yield
+    finally:
+        _state.forwards.remove(forward)
 
 
 @contextlib.contextmanager

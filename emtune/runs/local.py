@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from typing import Any, TextIO
 from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, EmtuneError, PipelineError
 from emtune.fsutil import atomic_write_json, atomic_write_text, exclusive_lock, is_locked
-from emtune.interrupts import Stopped, deadline
+from emtune.interrupts import Stopped, deadline, forwarding
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +308,11 @@ def _run_locked(
         try:
             # kfp.local prints every task's output and its own log lines on sys.stdout, and logs more (skipped
             # tasks, clean-up) and warns (settings that do nothing locally) on sys.stderr: all of it is the log.
-            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            with (
+                contextlib.redirect_stdout(stream),
+                contextlib.redirect_stderr(stream),
+                forwarding(lambda: _signal_tasks(cfg.train.stop_grace_s)),
+            ):
                 task: Any = build_pipeline(run_cfg, local=True)(**param_values(run_cfg))
             record.report = str(Path(task.outputs["Output"].path) / "report.html")
             record.status = "succeeded"
@@ -334,6 +339,28 @@ def _run_locked(
             record.pid = None
             save_record(record)
     return record
+
+
+def _signal_tasks(grace_s: float) -> None:
+    """In the signal handler: SIGTERM to every task process now, SIGKILL to the survivors when the grace ends."""
+    import psutil
+
+    tasks = psutil.Process().children(recursive=True)
+    for task in tasks:
+        with contextlib.suppress(psutil.Error):
+            task.terminate()
+    timer = threading.Timer(grace_s, _kill_survivors, args=(tasks,))
+    timer.daemon = True
+    timer.start()
+
+
+def _kill_survivors(tasks: list[Any]) -> None:
+    import psutil
+
+    for task in tasks:
+        with contextlib.suppress(psutil.Error):
+            if task.is_running():
+                task.kill()
 
 
 def _stop_tasks(grace_s: float) -> None:

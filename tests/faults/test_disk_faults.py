@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fault_support import error_lines, start, tiny_config, write_config
+from fault_support import error_lines, finish, start, tiny_config, write_config
 
 from emtune.train import checkpoint, trainer
 
@@ -39,7 +39,7 @@ def test_a_full_disk_during_save_is_one_line_and_leaves_no_step(tmpfs, tmp_path)
     disk = tmpfs("full", "size=2m")  # a tiny step with its resume state is more than 2 MB
     cfg = tiny_config(disk / "run", **{"train.max_steps": 1})
     process = start(["train", "--config", str(write_config(cfg, tmp_path / "run.yaml"))])
-    _, err = process.communicate(timeout=180)
+    err = finish(process, timeout=180)
 
     assert process.returncode == 2, err[-2000:]
     assert "Traceback" not in err
@@ -55,7 +55,7 @@ def test_a_read_only_eval_output_is_one_line(tmpfs, tmp_path, tiny_model_dir):
     disk = tmpfs("readonly", "ro,size=1m")
     process = start(["eval", "--model", str(tiny_model_dir), "--benchmarks", "demo-arith", "--out",
                      str(disk / "eval"), "--set", "eval.backend=hf", "--set", "eval.limit=1"])  # fmt: skip
-    _, err = process.communicate(timeout=180)
+    err = finish(process, timeout=180)
 
     assert process.returncode == 2, err[-2000:]
     assert "Traceback" not in err and len(error_lines(err)) == 1

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 
-from fault_support import SIGTERM_EXIT, start, stop, wait_for
+from fault_support import SIGTERM_EXIT, finish, start, stop, wait_for
 
 from emtune.config import load_config
 from emtune.evaluate import runner
@@ -30,7 +30,7 @@ def test_a_dead_writers_siblings_are_removed_and_a_live_ones_kept(tmp_path):
 def test_a_killed_ckpt_pull_leaves_a_sibling_the_next_pull_removes(tmp_path, make_step_dir_local):
     store = tmp_path / "store"
     pushed = start(["ckpt", "push", str(make_step_dir_local), store.as_uri()])
-    assert pushed.wait(timeout=120) == 0
+    assert finish(pushed, timeout=120) is not None and pushed.returncode == 0
     beacon = tmp_path / "beacon"
     target = tmp_path / "pulled"
     killed = start(["ckpt", "pull", f"{store.as_uri()}/step-1", str(target)], pause="output-written", beacon=beacon)
@@ -40,7 +40,8 @@ def test_a_killed_ckpt_pull_leaves_a_sibling_the_next_pull_removes(tmp_path, mak
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pulled.partial-")]
 
     rerun = start(["ckpt", "pull", f"{store.as_uri()}/step-1", str(target)])
-    assert rerun.wait(timeout=120) == 0
+    finish(rerun, timeout=120)
+    assert rerun.returncode == 0
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".pulled.")]
     assert (target / "model.safetensors").is_file()
 

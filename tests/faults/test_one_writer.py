@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from fault_support import error_lines, start, tiny_config, wait_for, write_config
+from fault_support import error_lines, finish, start, tiny_config, wait_for, write_config
 
 from emtune.config import load_config
 from emtune.errors import ConfigError, OutputError, PipelineError
@@ -80,11 +80,11 @@ def test_a_second_trainer_and_a_resume_beside_a_live_run_are_refused(tmp_path, c
         with pytest.raises(OutputError, match=rf"run folder '{run_dir}' is in use by pid {first.pid} "):
             trainer.run(cfg, resume=resume)
     second = start(["train", "--config", str(tmp_path / "run.yaml"), "--resume"])
-    _, err = second.communicate(timeout=120)
+    err = finish(second, timeout=120)
     assert second.returncode == 2 and len(error_lines(err)) == 1 and f"pid {first.pid}" in err
 
     first.send_signal(signal.SIGTERM)  # the first one stops; now a resume is the one writer
-    first.communicate(timeout=60)
+    finish(first, timeout=60)
     resumed = trainer.run(cfg, resume=True)
     assert resumed.steps == [2, 3]
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
