@@ -208,16 +208,21 @@ def save_record(record: RunRecord) -> None:
 
 
 def load_record(run_dir: Path) -> RunRecord:
-    """A run's record; one that says "running" while no process holds the run's lock reads as failed (its process
-    died without recording its end)."""
     path = Path(run_dir) / RECORD_FILE
     try:
-        record = RunRecord(**json.loads(path.read_text(encoding="utf-8")))
+        return RunRecord(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise PipelineError(f"run record {str(path)!r} is not a valid {RECORD_FILE} ({type(exc).__name__})") from None
-    if record.status == "running" and not is_locked(run_dir):
-        record.status, record.pid = "failed", None
-        record.error = record.error or "the pipeline process is gone and did not record its end"
+
+
+def settled(record: RunRecord) -> RunRecord:
+    """The record as it stands: one saying "running" while no process holds the run folder's lock is a run whose
+    process died without recording its end, and reads (and is rewritten) as failed."""
+    if record.status != "running" or is_locked(Path(record.run_dir)):
+        return record
+    record.status, record.pid, record.finished_at = "failed", None, record.finished_at or utc_now()
+    record.error = record.error or "the pipeline process is gone and did not record its end"
+    save_record(record)
     return record
 
 

@@ -14,7 +14,7 @@ from emtune.config import load_config
 from emtune.errors import ConfigError, OutputError, PipelineError
 from emtune.evaluate import runner
 from emtune.fsutil import exclusive_lock, is_locked
-from emtune.runs.local import RECORD_FILE, load_record, run_local
+from emtune.runs.local import RECORD_FILE, load_record, run_local, settled
 from emtune.train import checkpoint, trainer
 
 
@@ -59,9 +59,10 @@ def test_a_running_record_whose_process_is_gone_reads_failed(tmp_path):
     (run_dir / RECORD_FILE).write_text(json.dumps(record))
 
     with exclusive_lock(run_dir, "pipeline run folder"):  # a live runner holds it
-        assert load_record(run_dir).status == "running"
-    gone = load_record(run_dir)
+        assert settled(load_record(run_dir)).status == "running"
+    gone = settled(load_record(run_dir))
     assert gone.status == "failed" and "gone" in (gone.error or "")
+    assert load_record(run_dir).status == "failed"  # rewritten
     (run_dir / RECORD_FILE).write_text('{"run_id": "r1", "stat')  # torn
     with pytest.raises(PipelineError, match=r"is not a valid run\.json"):
         load_record(run_dir)
