@@ -19,7 +19,7 @@ from emtune.config.store import StoreConfig
 from emtune.errors import ModelError
 from emtune.model.loading import resolve_model
 from emtune.store import open_store, split_step_uri
-from emtune.store.integrity import check_tokenizer_files, verify_sealed
+from emtune.store.integrity import check_tokenizer_files, check_weight_files, verify_sealed
 from emtune.store.layout import parse_step_name, step_name
 from emtune.train.checkpoint import complete_steps, step_dir
 
@@ -91,6 +91,7 @@ def local_model(ref: ModelRef, store_cfg: StoreConfig, pull_into: Path | None = 
         path = resolve_model(ref.spec)
         check_tokenizer_files(Path(path))
         verify_sealed(Path(path), with_state=False)  # a step folder changed since its seal is not evaluated
+        check_weight_files(Path(path))
         yield path
         return
     prefix, step = split_step_uri(ref.spec)

@@ -65,6 +65,20 @@ def verify_sealed(folder: Path, *, with_state: bool, actual: dict[str, tuple[int
             )
 
 
+def check_weight_files(folder: Path) -> None:
+    """A truncated or damaged safetensors file, refused in one line before any backend loads it (the header and the
+    file's length are checked, not the values)."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="numpy") as weights:
+                weights.keys()
+        except Exception as exc:  # SafetensorError, or OSError reading it
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"weight file {str(path)!r} is truncated or damaged ({reason}); restore it") from None
+
+
 def check_tokenizer_files(folder: Path) -> None:
     """A local model folder without its tokenizer generates garbage: refuse it before loading anything."""
     folder = Path(folder)

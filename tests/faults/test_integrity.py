@@ -88,3 +88,12 @@ def test_the_start_up_reconcile_repairs_a_damaged_object_in_the_store(step, tmp_
     trainer.run(cfg, resume=True)  # nothing left to train: the reconcile alone
 
     store.verify(2)
+
+
+def test_a_truncated_weight_file_of_a_plain_model_folder_is_one_line(step, tmp_path):
+    (step / "checkpoint.json").unlink()  # a plain model folder: no seal to compare with
+    weights = step / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    with pytest.raises(ModelError, match=r"model\.safetensors' is truncated or damaged"):
+        runner.run(eval_cfg(), [str(step)], ["demo-arith"], tmp_path / "eval")
