@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: venv vllm-venv demo dashboard test test-gpu bench-gpu gpu-wheels images test-images lint docs clean
+.PHONY: venv vllm-venv demo dashboard test test-faults test-gpu bench-gpu gpu-wheels images test-images lint docs clean
 
 # Install profiles share one venv, one marker each: `make demo` installs only what the demo imports (the pipeline and
 # eval extras), `make dashboard` adds the dashboard's; every other target installs the dev stack (all extras, test
@@ -51,6 +51,11 @@ dashboard: $(BIN)/.installed-dashboard
 
 test: venv vllm-venv
 	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q
+
+# The fault-injection suite's slow cases (signals at named points, tmpfs disks (root), two writers); its fast cases
+# run in `make test`. About 5 minutes on 2 cores.
+test-faults: venv
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -m faults tests/faults
 
 # On a GPU device machine (its own python with torch + transformers, nothing downloadable there): run
 # `make gpu-wheels` here first and carry .cache/gpu-wheels along; see scripts/gpu-run.sh.

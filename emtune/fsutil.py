@@ -1,13 +1,16 @@
 """Write-then-rename helpers (a path that exists is complete), the output guard every folder-writing
 command goes through (emtune never deletes a folder it did not write, nor one of a command's own inputs),
-and the one JSON-lines reader."""
+the one-writer lock of an output folder, and the one JSON-lines reader."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import DataError, OutputError
+from emtune.faults import pause_point
 
 # Written into every output folder emtune creates; `--overwrite` replaces only folders that carry it.
 OUTPUT_MARKER = ".emtune-output.json"
@@ -114,10 +118,12 @@ def atomic_dir(
     final = Path(final)
     check_output(final, inputs, overwrite=overwrite)
     make_dir(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    remove_stale_siblings(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{_writer()}-", dir=final.parent))
     os.chmod(tmp, _DIR_MODE)
     try:
         yield tmp
+        pause_point("output-written")  # written, not yet renamed into place
         if mark:
             mark_output(tmp, command)
         _replace_dir(tmp, final)
@@ -131,6 +137,7 @@ def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (
     emptied when `overwrite` replaces an earlier emtune output, and marked as emtune's from the start."""
     out = Path(out)
     check_output(out, inputs, overwrite=overwrite)
+    remove_stale_siblings(out)
     if out.is_dir() and any(out.iterdir()):
         shutil.rmtree(_move_aside(out))
     make_dir(out)
@@ -138,9 +145,44 @@ def open_output_dir(out: Path, command: str, *, inputs: Iterable[Path | str] = (
     return out
 
 
+def _writer() -> str:
+    """Who writes a temporary sibling: host and pid, so a later command can tell a dead writer's leftovers."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<host>.+)-(?P<pid>\d+)-[^-]+$")
+
+
+def remove_stale_siblings(final: Path) -> list[Path]:
+    """Remove the temporary siblings of `final` that a killed command left (`.NAME.partial-*`, `.NAME.old-*`):
+    those written on this host by a process that no longer exists; a live writer's are left alone."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    stale = []
+    for sibling in final.parent.iterdir():
+        match = _SIBLING.match(sibling.name)
+        if match is None or match["name"] != final.name or match["host"] != socket.gethostname():
+            continue
+        if not _process_exists(int(match["pid"])) and sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+            stale.append(sibling)
+    return stale
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _move_aside(folder: Path) -> Path:
     """Rename `folder` into a hidden sibling (returned) so that its name never holds a half-deleted folder."""
-    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-{_writer()}-", dir=folder.parent))
     os.replace(folder, holder / folder.name)
     return holder
 
@@ -211,3 +253,62 @@ def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise DataError(f"{str(path)!r} is not UTF-8 text; expected JSON lines") from None
     return parse_jsonl(text, repr(str(path)), skip_bad=skip_bad)
+
+
+def lock_path(folder: Path) -> Path:
+    """The lock file of an output folder: a hidden sibling, present only while a command holds it, so it survives
+    `--overwrite` replacing the folder and is no part of the output."""
+    folder = Path(folder).absolute()
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold the one-writer lock of `folder` for the block; while another holds it, refuse in one line naming the
+    holder. flock: per open file, so a probe in the same process conflicts too; released by the kernel when the
+    process dies, however it dies. The file is removed on release; a holder checks that the name still points at
+    the file it locked, so one removed meanwhile is never taken for a held lock."""
+    path = lock_path(folder)
+    make_dir(path.parent)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        except OSError as exc:
+            reason = exc.strerror
+            raise OutputError(f"cannot create the lock {str(path)!r} of {what} {str(folder)!r}: {reason}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise OutputError(
+                f"{what} {str(folder)!r} is in use by {holder}; wait for it to end or choose another folder"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)  # the previous holder removed it between our open and our lock: take the new one
+    try:
+        stamp = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, stamp.encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # while still holding it: a waiting opener then sees another inode and retries
+        os.close(fd)
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether a live process holds `folder`'s lock (a record saying "running" without one is stale)."""
+    try:
+        fd = os.open(lock_path(folder), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import threading
 from typing import TextIO
 
 from rich.console import Console
 
 from emtune.cli.app import app, flags
 from emtune.errors import EmtuneError
+from emtune.interrupts import Stopped, handle_stop_signals
 
 # Each module registers its commands on `app` when imported.
 from emtune.cli import bench, benchmarks, ckpt, config, dashboard, eval, model, pipeline, prep, promote, report, train  # noqa: F401  isort: skip
 
 _stderr = Console(stderr=True)
+# Failures of the machine, not of emtune: one line with what to do, not a traceback. Outputs are written to a
+# temporary sibling first, so nothing half-written is left under the output's name.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free space on that disk (or choose another) and run again",
+    errno.EDQUOT: "the disk quota is used up; free space and run again",
+    errno.EROFS: "that file system is read-only; choose a writable folder",
+    errno.EACCES: "permission denied; choose a folder this user can write",
+}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -57,12 +68,39 @@ def main() -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     flags.debug = False
     try:
-        app()  # usage errors: typer prints them and exits 2
+        with handle_stop_signals():  # SIGTERM (pre-emption) is handled like SIGINT
+            app()  # usage errors: typer prints them and exits 2
     except EmtuneError as err:
         if flags.debug:
             raise
         _stderr.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
+    except OSError as err:
+        if err.errno not in _ENVIRONMENT_ERRNOS or flags.debug:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        _stderr.print(
+            f"[red]error:[/red] {err.strerror or err}{where}; {_ENVIRONMENT_ERRNOS[err.errno]}",
+            highlight=False, markup=True, soft_wrap=True,
+        )  # fmt: skip
+        sys.exit(2)
+    except Stopped as stop:
+        _stderr.print(
+            f"[red]error:[/red] stopped by {stop.signal_name}; what was complete is kept (rerun, or train with "
+            "--resume, to continue)", highlight=False, markup=True, soft_wrap=True,
+        )  # fmt: skip
+        _exit_now_if_threads_remain(128 + stop.signum)
+        sys.exit(128 + stop.signum)
     finally:
         # Leave no global logging state behind for in-process callers (tests, notebooks).
         logging.getLogger().removeHandler(handler)
+
+
+def _exit_now_if_threads_remain(code: int) -> None:
+    """Work abandoned at the stop deadline (a transfer's worker threads) must not hold the process past the
+    grace period: the interpreter would join non-daemon threads at exit, however long they take."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)

@@ -81,3 +81,22 @@ def grade(
     bare, serial = by_name.get("bare subprocess, 1 at a time"), by_name.get("sandbox, 1 at a time")
     if bare and serial:
         Console().print(f"sandbox overhead per program: {1000 / serial - 1000 / bare:.1f} ms")
+
+
+@bench_app.command("hash")
+def hash_command(
+    size_mb: int = typer.Option(256, min=1, help="Bytes to hash, in MB (a checkpoint's size, or part of it)."),
+    files: int = typer.Option(4, min=1, help="Files they are split into (hashed in parallel, as a step's are)."),
+    folder: str | None = typer.Option(None, help="Where to write them (the disk checkpoints go to); default: TMPDIR."),
+) -> None:
+    """sha256 MB/s of sealing and verifying a step against reading the same files (the baseline, same run)."""
+    from pathlib import Path
+
+    from emtune.store.hash_bench import run_bench
+
+    row = run_bench(size_mb=size_mb, files=files, folder=Path(folder) if folder else None)
+    typer.echo(
+        f"{row.megabytes:.0f} MB in {row.files} files: read {row.read_mbps:.0f} MB/s, sha256 {row.sha256_mbps:.0f} "
+        f"MB/s ({row.sha256_mbps / row.read_mbps:.2f}x of read), write {row.write_mbps:.0f} MB/s; a 15 GB step's "
+        f"seal adds {15e3 / row.sha256_mbps:.0f} s in the sealer thread, off the training step"
+    )

@@ -35,7 +35,7 @@ def _store_config(config: Path | None, sets: list[str] | None, endpoint_url: str
 def push(
     local_step_dir: Annotated[Path, typer.Argument(help="A step folder as the trainer writes it (step-N/).")],
     uri: Annotated[str, typer.Argument(help="Run URI (the step comes from the folder) or a .../step-N URI.")],
-    step: Annotated[int | None, typer.Option(help="Step number, when the folder does not tell.")] = None,
+    step: Annotated[int | None, typer.Option(min=0, help="Step number, when the folder does not tell.")] = None,
     endpoint_url: EndpointOption = None,
     config: ConfigOption = None,
     sets: SetOption = None,

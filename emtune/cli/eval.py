@@ -40,6 +40,9 @@ def eval_command(
     max_new_tokens: Annotated[int | None, typer.Option(help="Longest completion (eval.max_new_tokens).")] = None,
     limit: Annotated[int | None, typer.Option(help="First N problems of each benchmark (eval.limit).")] = None,
     overwrite: OverwriteOption = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted eval in --out: its completed pairs are kept.")
+    ] = False,
 ) -> None:
     """Generate and grade completions for every checkpoint × benchmark; write samples, metrics, results."""
     cfg = build_config(
@@ -50,7 +53,7 @@ def eval_command(
     )  # fmt: skip
     from emtune.evaluate.runner import RESULTS_FILE, run
 
-    folder = run(cfg, model or [cfg.model.path], out=out, overwrite=overwrite)
+    folder = run(cfg, model or [cfg.model.path], out=out, overwrite=overwrite, resume=resume)
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))["results"]
     table = Table(title=f"accuracy (%) — {folder}")
     for column in ("checkpoint", "step", "benchmark", "accuracy", "timeouts", "mean tokens", "tokens/s"):

@@ -108,9 +108,9 @@ def list_local_runs(
     ),
 ) -> None:
     """List recorded local runs: id, status, start time, report."""
-    from emtune.runs.local import list_runs
+    from emtune.runs.local import list_runs, settled
 
-    records = list_runs(runs_root)
+    records = [settled(record) for record in list_runs(runs_root)]
     if not records:
         typer.echo(f"no recorded local runs under {runs_root}", err=True)
     for record in records:

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emtune.cli.app import ConfigOption, SetOption, app, build_config
+from emtune.config import RunConfig
 
 
 @app.command()
@@ -27,6 +28,13 @@ def train(
         sets,
         {"model.path": model, "train.prompts": prompts, "run.out_dir": out and str(out), "train.max_steps": max_steps},
     )
+    from emtune.train.checkpointing import hold_run_folder
+
+    with hold_run_folder(cfg):
+        _train(cfg, resume)
+
+
+def _train(cfg: RunConfig, resume: bool) -> None:
     from emtune.train.trainer import Trainer
 
     trainer = Trainer(cfg, resume=resume)

@@ -31,6 +31,12 @@ class StoreConfig(Section):
     read_timeout_s: float = Field(
         30.0, gt=0, description="Seconds to wait for an answer on an open connection (per attempt)."
     )
+    request_deadline_s: float = Field(
+        120.0,
+        gt=0,
+        description="Total seconds one S3 request may take, connection, retries and every read together (a "
+        "server trickling bytes never trips read_timeout_s); large files go in parts, each one request.",
+    )
     state_every: int = Field(
         0,
         ge=0,

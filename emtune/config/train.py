@@ -106,7 +106,10 @@ class TrainConfig(Section):
     )
     nodes: int = Field(1, ge=1, description="Nodes to train on (more than 1 runs a Kubeflow TrainJob).")
     stop_grace_s: float = Field(
-        20.0, ge=0, description="Seconds a long command has after SIGTERM to finish or abandon in-flight work."
+        20.0,
+        gt=0,
+        description="Seconds a long command has after SIGTERM to finish or abandon in-flight work (below "
+        "Kubernetes' 30 s default; TrainJob pods get terminationGracePeriodSeconds from it).",
     )
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from emtune.config.store import StoreConfig
 from emtune.errors import ModelError
 from emtune.model.loading import resolve_model
 from emtune.store import open_store, split_step_uri
+from emtune.store.integrity import check_tokenizer_files, check_weight_files, verify_sealed
 from emtune.store.layout import parse_step_name, step_name
 from emtune.train.checkpoint import complete_steps, step_dir
 
@@ -83,12 +84,19 @@ def local_paths(refs: list[ModelRef]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def local_model(ref: ModelRef, store_cfg: StoreConfig) -> Iterator[str]:
-    """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder."""
+def local_model(ref: ModelRef, store_cfg: StoreConfig, pull_into: Path | None = None) -> Iterator[str]:
+    """A path or hub id transformers and vLLM can load; a store checkpoint is pulled to a temporary folder
+    (under `pull_into`, which the caller cleans if a kill leaves one behind; else the system's)."""
     if not _STORE_URI.match(ref.spec):
-        yield resolve_model(ref.spec)
+        path = resolve_model(ref.spec)
+        check_tokenizer_files(Path(path))
+        verify_sealed(Path(path), with_state=False)  # a step folder changed since its seal is not evaluated
+        check_weight_files(Path(path))
+        yield path
         return
     prefix, step = split_step_uri(ref.spec)
     assert step is not None
-    with tempfile.TemporaryDirectory(prefix="emtune-eval-model-") as tmp:
+    if pull_into is not None:
+        Path(pull_into).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emtune-eval-model-", dir=pull_into) as tmp:
         yield str(open_store(prefix, store_cfg).pull(step, Path(tmp) / step_name(step)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from emtune.evaluate.backends import Completion, GenerationBackend, GenerationPa
 from emtune.evaluate.grading import Grader
 from emtune.evaluate.models import ModelRef, expand_models, local_model, local_paths
 from emtune.evaluate.passk import summarize
-from emtune.fsutil import atomic_dir, atomic_write_json, open_output_dir
+from emtune.fsutil import atomic_dir, atomic_write_json, check_output, exclusive_lock, open_output_dir
 from emtune.model.loading import load_tokenizer
 from emtune.store.layout import step_name
 
@@ -42,6 +43,7 @@ GREEDY_SAMPLES_FILE = "greedy_samples.jsonl"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
 LOGS_DIR = "logs"  # a backend's own log (vLLM's), one file per checkpoint
+PULLED_DIR = ".pulled"  # store checkpoints pulled for the run, while it runs
 
 
 def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
@@ -56,7 +58,8 @@ def _load_benchmarks(cfg: RunConfig, names: list[str]) -> list[Benchmark]:
 
 @contextmanager
 def _opened(cfg: RunConfig, ref: ModelRef, out: Path) -> Iterator[tuple[GenerationBackend, PreTrainedTokenizerBase]]:
-    with local_model(ref, cfg.store) as path:
+    # A store step is pulled inside the output (removed on exit, and by the next run if this one is killed).
+    with local_model(ref, cfg.store, pull_into=out / PULLED_DIR) as path:
         tokenizer = load_tokenizer(path)
         log_file = out / LOGS_DIR / f"{ref.label}.log"
         backend = open_backend(cfg.eval, path, tokenizer, cfg.model.trust_remote_code, log_file)
@@ -194,27 +197,60 @@ def run(
     out: Path | None = None,
     *,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Evaluate every checkpoint `models` names on every benchmark; returns the run's output folder.
 
     An existing non-empty `out` is replaced only with `overwrite` and only if emtune wrote it; it may not be,
-    hold or lie inside a model folder or a benchmark file it reads.
+    hold or lie inside a model folder or a benchmark file it reads. With `resume`, an earlier (interrupted) run
+    in `out` is continued: each pair whose folder is complete (it exists: pairs are renamed into place whole) is
+    kept, the others are evaluated.
     """
     out = Path(out) if out is not None else Path(cfg.run.out_dir) / "eval"
     loaded = _load_benchmarks(cfg, benchmarks or cfg.eval.benchmarks)  # bad names fail before any model loads
     refs = expand_models(models, cfg.store)
     sources = [path for source in cfg.eval.sources.values() for path in local_source_paths(source)]
-    open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
+    with exclusive_lock(out, "eval output"):  # one writer: a second eval into `out` is refused, not interleaved
+        if resume and (out / RESULTS_FILE).is_file():
+            check_output(out, [*local_paths(refs), *sources], overwrite=True)  # emtune's own eval folder
+        else:
+            open_output_dir(out, "eval", inputs=[*local_paths(refs), *sources], overwrite=overwrite)
+        shutil.rmtree(out / PULLED_DIR, ignore_errors=True)  # a killed run's pulled checkpoints
+        try:
+            _run_pairs(cfg, refs, loaded, out)
+        finally:
+            shutil.rmtree(out / PULLED_DIR, ignore_errors=True)
+    return out
+
+
+def _run_pairs(cfg: RunConfig, refs: list[ModelRef], loaded: list[Benchmark], out: Path) -> None:
+    """Every pair not yet complete in `out`; results.json names the planned pairs, so a report can tell which
+    ones an interrupted run left out."""
+    planned = [[ref.label, benchmark.name] for ref in refs for benchmark in loaded]
     results: list[dict[str, Any]] = []
+
+    def record() -> None:
+        atomic_write_json(
+            out / RESULTS_FILE, {"eval": cfg.eval.model_dump(mode="json"), "planned": planned, "results": results}
+        )
+
     with Grader(cfg.eval.grading_timeout_s, cfg.eval.grading_workers, cfg.eval.sandbox) as grader:
         for ref in refs:
+            done = {b.name: out / ref.label / b.name / METRICS_FILE for b in loaded}
+            if all(path.is_file() for path in done.values()):
+                results.extend(json.loads(path.read_text(encoding="utf-8")) for path in done.values())
+                log.info("kept the completed pairs of %s", ref.label)
+                record()
+                continue
             with _opened(cfg, ref, out) as (backend, tokenizer):
+                record()  # the plan, once a model has passed its checks and opened
                 for benchmark in loaded:
-                    results.append(_evaluate(cfg, ref, benchmark, backend, tokenizer, grader, out))
-                    atomic_write_json(
-                        out / RESULTS_FILE, {"eval": cfg.eval.model_dump(mode="json"), "results": results}
-                    )
-    return out
+                    if done[benchmark.name].is_file():
+                        results.append(json.loads(done[benchmark.name].read_text(encoding="utf-8")))
+                        log.info("kept the completed pair %s on %s", ref.label, benchmark.name)
+                    else:
+                        results.append(_evaluate(cfg, ref, benchmark, backend, tokenizer, grader, out))
+                    record()
 
 
 def evaluate_pair(cfg: RunConfig, model: str, benchmark: str, out: Path, step: int | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 EVAL_METRICS = "metrics.json"
 TRAIN_METRICS = "metrics.jsonl"
+EVAL_RESULTS = "results.json"
 _REQUIRED = ("label", "step", "benchmark", "accuracy")
 
 
@@ -53,7 +54,23 @@ def collect_eval(inputs: list[Path]) -> list[dict[str, Any]]:
         pairs[key] = record
     if not pairs:
         raise DataError(f"no eval results (*/{EVAL_METRICS} from emtune eval) under {[str(p) for p in inputs]}")
+    _warn_missing_pairs(inputs, set(pairs))
     return list(pairs.values())
+
+
+def _warn_missing_pairs(inputs: list[Path], found: set[tuple[str, str]]) -> None:
+    """An eval records the pairs it planned (results.json); those without metrics were cut short."""
+    planned: set[tuple[str, str]] = set()
+    for path in _files(inputs, EVAL_RESULTS):
+        data = _read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("planned"), list):
+            planned |= {(str(label), str(benchmark)) for label, benchmark in data["planned"]}
+    missing = sorted(planned - found)
+    if missing:
+        log.warning(
+            "the report is missing %d planned pair(s), left out by an interrupted eval: %s; rerun that eval with "
+            "--resume to complete them", len(missing), ", ".join(f"{label} on {bench}" for label, bench in missing),
+        )  # fmt: skip
 
 
 def collect_training(inputs: list[Path], extra: list[Path] | None = None) -> dict[str, list[dict[str, Any]]]:

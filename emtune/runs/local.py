@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from typing import Any, TextIO
 
 from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, EmtuneError, PipelineError
-from emtune.fsutil import atomic_write_json, atomic_write_text
+from emtune.fsutil import atomic_write_json, atomic_write_text, exclusive_lock, is_locked
+from emtune.interrupts import Stopped, deadline, forwarding
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +209,32 @@ def save_record(record: RunRecord) -> None:
 
 
 def load_record(run_dir: Path) -> RunRecord:
-    return RunRecord(**json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8")))
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        return RunRecord(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"run record {str(path)!r} is not a valid {RECORD_FILE} ({type(exc).__name__})") from None
+
+
+def settled(record: RunRecord) -> RunRecord:
+    """The record as it stands: one saying "running" while no process holds the run folder's lock is a run whose
+    process died without recording its end, and reads (and is rewritten) as failed."""
+    if record.status != "running" or is_locked(Path(record.run_dir)):
+        return record
+    record.status, record.pid, record.finished_at = "failed", None, record.finished_at or utc_now()
+    record.error = record.error or "the pipeline process is gone and did not record its end"
+    save_record(record)
+    return record
 
 
 def list_runs(runs_root: Path) -> list[RunRecord]:
-    """Every recorded local run under `runs_root`, oldest first."""
+    """Every recorded local run under `runs_root`, oldest first; an unreadable record is skipped with a warning."""
     records = []
     for path in sorted(Path(runs_root).glob(f"*/{RECORD_FILE}")):
-        records.append(load_record(path.parent))
+        try:
+            records.append(load_record(path.parent))
+        except PipelineError as err:
+            log.warning("skipping %s", err)
     return sorted(records, key=lambda record: record.created_at)
 
 
@@ -247,19 +267,43 @@ def run_local(
     `run_id` lets a launcher name the run (and its folder) before the run starts. kfp.local's output (about 1,600
     lines for the tiny demo) goes to `<run>/pipeline.log`, and to `echo` when given; `on_task` hears each task's
     start and end. A failed task raises a PipelineError naming the task and, when it raised an EmtuneError, that
-    error's message.
+    error's message. The run folder is locked for the run's length, and a used `run_id` is refused.
     """
-    from kfp import local
-
     from emtune.pipeline.checks import check_pipeline_config
-    from emtune.pipeline.params import param_values
-    from emtune.workflows.emtune_pipeline import build_pipeline
 
     check_pipeline_config(cfg)
     if provenance.trigger not in TRIGGERS:
         raise ConfigError(f"trigger {provenance.trigger!r} is not one of {', '.join(TRIGGERS)}")
     run_id = run_id or new_run_id()
     run_dir = (Path(runs_root) if runs_root is not None else Path(cfg.run.out_dir)).resolve() / run_id
+    with exclusive_lock(run_dir, "pipeline run folder"):  # one writer, until the record says how it ended
+        _refuse_used_run_id(run_dir)
+        return _run_locked(cfg, run_dir, provenance, on_task, echo)
+
+
+def _refuse_used_run_id(run_dir: Path) -> None:
+    """A run id names one run: only a folder a launcher prepared for this start (record "starting") may exist."""
+    if not run_dir.exists():
+        return
+    status = "unreadable"
+    with contextlib.suppress(PipelineError, OSError):
+        status = load_record(run_dir).status if (run_dir / RECORD_FILE).is_file() else "no record"
+    if status != "starting":
+        raise ConfigError(
+            f"run id {run_dir.name!r} is already used in {str(run_dir.parent)!r} (its run is {status}); choose "
+            "another --run-id or leave it out"
+        )
+
+
+def _run_locked(
+    cfg: RunConfig, run_dir: Path, provenance: Provenance, on_task: Callable[[TaskEvent], None], echo: TextIO | None
+) -> RunRecord:
+    from kfp import local
+
+    from emtune.pipeline.params import param_values
+    from emtune.workflows.emtune_pipeline import build_pipeline
+
+    run_id = run_dir.name
     run_cfg = local_config(cfg, run_dir)
     atomic_write_text(run_dir / REQUEST_FILE, dump_config(cfg))
     atomic_write_text(run_dir / CONFIG_FILE, dump_config(run_cfg))
@@ -274,7 +318,11 @@ def run_local(
         try:
             # kfp.local prints every task's output and its own log lines on sys.stdout, and logs more (skipped
             # tasks, clean-up) and warns (settings that do nothing locally) on sys.stderr: all of it is the log.
-            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            with (
+                contextlib.redirect_stdout(stream),
+                contextlib.redirect_stderr(stream),
+                forwarding(lambda: _signal_tasks(cfg.train.stop_grace_s)),
+            ):
                 task: Any = build_pipeline(run_cfg, local=True)(**param_values(run_cfg))
             record.report = str(Path(task.outputs["Output"].path) / "report.html")
             record.status = "succeeded"
@@ -285,9 +333,15 @@ def run_local(
             if error is None:
                 raise
             raise error from None
+        except Stopped as stop:
+            record.status = "stopped"
+            record.error = f"stopped by {stop.signal_name}"
+            _stop_tasks(cfg.train.stop_grace_s)
+            raise
         except BaseException:
             record.status = "failed"
             record.error = "interrupted"
+            _stop_tasks(cfg.train.stop_grace_s)
             raise
         finally:
             stream.close_line()
@@ -295,3 +349,41 @@ def run_local(
             record.pid = None
             save_record(record)
     return record
+
+
+def _signal_tasks(grace_s: float) -> None:
+    """In the signal handler: SIGTERM to every task process now, SIGKILL to the survivors when the grace ends."""
+    import psutil
+
+    tasks = psutil.Process().children(recursive=True)
+    for task in tasks:
+        with contextlib.suppress(psutil.Error):
+            task.terminate()
+    timer = threading.Timer(grace_s, _kill_survivors, args=(tasks,))
+    timer.daemon = True
+    timer.start()
+
+
+def _kill_survivors(tasks: list[Any]) -> None:
+    import psutil
+
+    for task in tasks:
+        with contextlib.suppress(psutil.Error):
+            if task.is_running():
+                task.kill()
+
+
+def _stop_tasks(grace_s: float) -> None:
+    """Forward the stop to the task processes kfp.local started (this process's descendants): SIGTERM, then
+    SIGKILL to those still running once `grace_s` after the stop signal has passed."""
+    import psutil
+
+    tasks = psutil.Process().children(recursive=True)
+    for task in tasks:
+        with contextlib.suppress(psutil.Error):
+            task.terminate()
+    _, alive = psutil.wait_procs(tasks, timeout=max(0.5, deadline(grace_s) - time.monotonic()))
+    for task in alive:
+        log.warning("task process %d did not stop within %g s of the stop signal; killing it", task.pid, grace_s)
+        with contextlib.suppress(psutil.Error):
+            task.kill()

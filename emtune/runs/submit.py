@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from emtune.config import RunConfig
+from emtune.deadlines import Bounded, call_with_deadline
 from emtune.errors import ConfigError, PipelineError
 from emtune.runs.local import Provenance, current_user
 
 log = logging.getLogger(__name__)
 
 UI_URL_ENV = "EMTUNE_KFP_UI_URL"  # where a browser opens KFP's UI; the API host is a different service
+# Each KFP API call ends within this, however slowly the server answers (urllib3's timeouts are per read).
+KFP_CALL_DEADLINE_S = 60.0
 TOKEN_ENV = "EMTUNE_KFP_TOKEN"  # a bearer token; else the in-cluster KFP service-account token, else none
 SA_TOKEN_PATH = Path("/var/run/secrets/kubeflow/pipelines/token")
 
@@ -41,6 +44,7 @@ class SubmitRequest:
     package: Path  # the compiled pipeline YAML
     recurring: str | None = None  # a 6-field cron expression (seconds first), as KFP schedules
     use_version: str | None = None  # run this existing version of the pipeline instead of uploading one
+    call_deadline_s: float = KFP_CALL_DEADLINE_S  # total seconds per KFP API call
     # What a dry run prints alongside the compiled pipeline.
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -214,8 +218,17 @@ def submit(request: SubmitRequest, client: Any = None) -> str:
     """Send the request; returns the URL of the run (or recurring run) in the KFP UI."""
     if not request.host:
         raise ConfigError("no KFP host: pass --host URL (e.g. http://ml-pipeline-ui.kubeflow:80)")
-    with kfp_errors(request.host):
-        return _submit(request, client or make_client(request.host, request.namespace))
+    host, seconds = request.host, request.call_deadline_s
+
+    def too_slow(call: str) -> PipelineError:
+        return PipelineError(f"KFP API at {host!r} did not answer {call} within {seconds:g} s (the per-call deadline)")
+
+    with kfp_errors(host):
+        if client is None:
+            client = call_with_deadline(
+                lambda: make_client(host, request.namespace), seconds, lambda: too_slow("Client")
+            )
+        return _submit(request, Bounded(client, seconds, too_slow))
 
 
 def kfp_ui_url(host: str) -> str:

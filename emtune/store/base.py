@@ -1,10 +1,13 @@
 """The checkpoint-store protocol, written once over a handful of storage primitives.
 
-Layout under a store root: `step-N/<model files...>`, then `step-N/manifest.json` once every file is in
-place, then `latest` (the newest committed step number). A step without a manifest is incomplete: it is
-never listed as complete, resumed from or evaluated. A step's resume state (optimizer, scheduler, RNG, data
-position) is a file set of its own under `state/step-N/`, committed by its own manifest before the step's:
-evaluation never moves it, and only the newest steps keep it.
+Layout under a store root: `step-N/files-<digest>/<model files...>`, then `step-N/manifest.json`, the commit,
+naming that folder; then `latest` (the newest committed step number). A step without a manifest is incomplete:
+it is never listed as complete, resumed from or evaluated, and the next push of it replaces it. A step's resume
+state (optimizer, scheduler, RNG, data position) is a file set of its own under `state/step-N/files-<digest>/`,
+uploaded before the step and committed by the step's manifest naming it: evaluation never moves it, and only
+the newest steps keep it. Upload folders are named by their content (`manifest.upload_name`): two writers of
+one step never write the same key with different bytes, so neither can damage the other's committed step.
+Stores written in format 1 (files directly under `step-N/`) are still read.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from emtune.errors import StoreError
+from emtune.faults import pause_point
 from emtune.fsutil import OUTPUT_MARKER, atomic_dir, check_output
+from emtune.store.integrity import verify_sealed
 from emtune.store.layout import REPORT_DIR, STATE_DIR, STEP_PATTERN, is_state_path, step_name
-from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files
+from emtune.store.manifest import MANIFEST, FileEntry, Manifest, scan_step_dir, sha256_files, upload_name
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ LATEST = "latest"
 STATE_PREFIX = "state"
 PROBE_PREFIX = ".emtune-probe"
 _MANIFEST_KEY = re.compile(rf"^{STEP_PATTERN}/{re.escape(MANIFEST)}$")
-_STATE_MANIFEST_KEY = re.compile(rf"^{STATE_PREFIX}/{STEP_PATTERN}/{re.escape(MANIFEST)}$")
+_STATE_KEY = re.compile(rf"^{STATE_PREFIX}/{STEP_PATTERN}/")
 _STEP_KEY = re.compile(rf"^{STEP_PATTERN}/")
 
 
@@ -123,22 +128,17 @@ class CheckpointStore(ABC):
 
     # ---------------------------------------------------------------------------------- reading
     def listing(self) -> list[StepListing]:
-        """Every step with anything in the store, complete or not, ascending."""
+        """Every step with anything in the store, complete or not, ascending. Objects under state/step-N/ alone
+        (a push stopped after its resume state) list step N as incomplete, so `ckpt rm` can remove them."""
         per_step: dict[int, list[int]] = {}
-        complete: set[int] = set()
-        with_state: set[int] = set()
         for key, size in self._list("").items():
-            if match := _STATE_MANIFEST_KEY.match(key):
-                with_state.add(int(match.group(1)))
-            match = _STEP_KEY.match(key)
-            if not match:
-                continue
-            step = int(match.group(1))
-            per_step.setdefault(step, []).append(size)
-            if _MANIFEST_KEY.match(key):
-                complete.add(step)
+            if match := _STEP_KEY.match(key):
+                per_step.setdefault(int(match.group(1)), []).append(size)
+            elif match := _STATE_KEY.match(key):
+                per_step.setdefault(int(match.group(1)), [])
+        complete = set(self.complete_steps())
         return [
-            StepListing(s, s in complete, len(sizes), sum(sizes), s in with_state)
+            StepListing(s, s in complete, len(sizes), sum(sizes), s in complete and self.has_state(s))
             for s, sizes in sorted(per_step.items())
         ]
 
@@ -150,15 +150,34 @@ class CheckpointStore(ABC):
         return sorted(int(m.group(1)) for key in self._list("") if (m := _MANIFEST_KEY.match(key)))
 
     def state_steps(self) -> list[int]:
-        """Steps whose resume state is committed, ascending."""
-        keys = self._list(f"{STATE_PREFIX}/")
-        return sorted(int(m.group(1)) for key in keys if (m := _STATE_MANIFEST_KEY.match(key)))
+        """Steps whose resume state is committed (named by the step's manifest and itself complete), ascending."""
+        return [step for step in self.complete_steps() if self.has_state(step)]
 
     def is_complete(self, step: int) -> bool:
         return self._get_bytes(f"{self.step_key(step)}/{MANIFEST}") is not None
 
     def has_state(self, step: int) -> bool:
-        return self._get_bytes(f"{self.state_key(step)}/{MANIFEST}") is not None
+        manifest = self._manifest_or_none(step)
+        return manifest is not None and self._state_set(step, manifest) is not None
+
+    def _files_prefix(self, step: int, manifest: Manifest) -> str:
+        """Where a committed step's model files are: its upload folder (format 2) or the step's prefix."""
+        return f"{self.step_key(step)}/{manifest.upload}/" if manifest.upload else f"{self.step_key(step)}/"
+
+    def _state_set(self, step: int, manifest: Manifest) -> tuple[str, Manifest] | None:
+        """The committed resume state of a step (its key prefix and manifest), or None.
+
+        Format 2: the upload folder the step's manifest names, so a state whose step was never committed is an
+        incomplete upload, not a commit. Format 1: the state's own manifest under state/step-N/.
+        """
+        if manifest.state_upload:
+            prefix = f"{self.state_key(step)}/{manifest.state_upload}"
+        elif manifest.format < 2:
+            prefix = self.state_key(step)
+        else:
+            return None
+        state = self._manifest_or_none(step, prefix)
+        return None if state is None else (f"{prefix}/", state)
 
     def latest(self) -> int | None:
         """The newest complete step: the `latest` pointer when its manifest exists, else a listing."""
@@ -218,41 +237,59 @@ class CheckpointStore(ABC):
         self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
         kind: str = "step", with_state: bool = False,
     ) -> PushResult:  # fmt: skip
-        """The model files (never `trainer_state/`), their manifest, then `latest`; resume state first if asked.
+        """The resume state if asked, the model files (never `trainer_state/`), the step's manifest (the commit,
+        naming both), then `latest`.
 
-        The state goes first so that a step whose manifest exists has its state complete too, when it has one.
+        Each file set goes into an upload folder named by its content, so a second writer never overwrites a
+        byte of a committed step, and a step whose manifest is absent is an incomplete upload that the next push
+        replaces (its leftovers are removed once a push of that step commits).
         """
         local_step_dir = Path(local_step_dir)
-        state = _SetResult(0, 0, 0, True)
-        if with_state:
-            state_entries = scan_step_dir(local_step_dir / STATE_DIR)
-            state_manifest = Manifest(step, run_id, config_hash, [e for _, e in state_entries], {}, kind="state")
-            state = self._upload_set(self.state_key(step), state_entries, state_manifest)
         entries = scan_step_dir(local_step_dir, skip_state=True)
-        manifest = Manifest(step, run_id, config_hash, [entry for _, entry in entries], metrics, kind=kind)
-        model = self._upload_set(self.step_key(step), entries, manifest)
+        files = [entry for _, entry in entries]
+        state_entries = scan_step_dir(local_step_dir / STATE_DIR) if with_state else []
+        # Bytes changed since the seal must not be certified by a manifest: checked against checkpoint.json.
+        hashed = {entry.path: (entry.size, entry.sha256) for entry in files}
+        hashed.update({f"{STATE_DIR}/{entry.path}": (entry.size, entry.sha256) for _, entry in state_entries})
+        verify_sealed(local_step_dir, with_state=with_state, actual=hashed)
+        committed = self._manifest_or_none(step)
+        if committed is not None:
+            self._check_same(committed, files, self.step_key(step))
+            if not with_state or self._state_set(step, committed) is not None:
+                self._advance_pointer(step)
+                log.info("%s is already complete with the same files; nothing to push", self.step_uri(step))
+                return PushResult(self.step_uri(step), 0, len(entries), 0, True)
+        state = _SetResult(0, 0, 0, True)
+        state_upload = None
+        if with_state:
+            state_files = [entry for _, entry in state_entries]
+            state_upload = upload_name(state_files)
+            state_manifest = Manifest(step, run_id, config_hash, state_files, {}, kind="state", upload=state_upload)
+            state = self._upload_set(f"{self.state_key(step)}/{state_upload}", state_entries, state_manifest)
+        upload = committed.upload if committed is not None else upload_name(files)
+        model = _SetResult(0, len(entries), 0, True)
+        if committed is None:
+            model = self._upload_files(f"{self.step_key(step)}/{upload}/", entries)
+        manifest = Manifest(
+            step, run_id, config_hash, files, metrics, kind=kind, upload=upload, state_upload=state_upload
+        )
+        pause_point("push")  # every file is in place, the commit not yet made
+        self._commit(step, manifest, replace=committed is not None)
+        self._discard_leftovers(step, manifest)
         self._advance_pointer(step)
         uri = self.step_uri(step)
-        if model.already_complete and state.already_complete:
-            log.info("%s is already complete with the same files; nothing to push", uri)
-        else:
-            log.info(
-                "pushed %s%s: %d files sent (%.1f MB), %d already present",
-                uri, " with its resume state" if with_state else "", model.uploaded + state.uploaded,
-                (model.sent_bytes + state.sent_bytes) / 1e6, model.skipped + state.skipped,
-            )  # fmt: skip
+        log.info(
+            "pushed %s%s: %d files sent (%.1f MB), %d already present",
+            uri, " with its resume state" if with_state else "", model.uploaded + state.uploaded,
+            (model.sent_bytes + state.sent_bytes) / 1e6, model.skipped + state.skipped,
+        )  # fmt: skip
         return PushResult(
             uri, model.uploaded + state.uploaded, model.skipped + state.skipped,
-            model.sent_bytes + state.sent_bytes, model.already_complete and state.already_complete, state.sent_bytes,
+            model.sent_bytes + state.sent_bytes, False, state.sent_bytes,
         )  # fmt: skip
 
-    def _upload_set(self, key_prefix: str, entries: list[tuple[Path, FileEntry]], manifest: Manifest) -> _SetResult:
-        """Files (skipping those already present with the same sha256), then the set's manifest."""
-        committed = self._manifest_or_none(manifest.step, key_prefix)
-        if committed is not None:
-            self._check_same(committed, manifest, key_prefix)
-            return _SetResult(0, len(entries), 0, already_complete=True)
-        prefix = f"{key_prefix}/"
+    def _upload_files(self, prefix: str, entries: list[tuple[Path, FileEntry]]) -> _SetResult:
+        """Send the files not already present under `prefix` with the same size and sha256 (a rerun resumes)."""
         present = self._list(prefix)
         todo = [
             (path, prefix + entry.path, entry)
@@ -263,16 +300,47 @@ class CheckpointStore(ABC):
             )
         ]
         self._upload(todo)
-        if not self._put_bytes(prefix + MANIFEST, manifest.to_json().encode(), if_absent=True):
-            # Another writer committed this set between our check and our manifest.
-            raced = self._manifest_or_none(manifest.step, key_prefix)
-            if raced is not None:
-                self._check_same(raced, manifest, key_prefix)
         sent = sum(entry.size for _, _, entry in todo)
         return _SetResult(len(todo), len(entries) - len(todo), sent, already_complete=False)
 
-    def _check_same(self, committed: Manifest, ours: Manifest, key_prefix: str) -> None:
-        if not committed.same_files(ours):
+    def _upload_set(self, key_prefix: str, entries: list[tuple[Path, FileEntry]], manifest: Manifest) -> _SetResult:
+        """A file set in its own folder, then the set's manifest (a resume state, committed by its step's)."""
+        if self._get_bytes(f"{key_prefix}/{MANIFEST}") is not None:  # the same content, pushed before
+            return _SetResult(0, len(entries), 0, already_complete=True)
+        result = self._upload_files(f"{key_prefix}/", entries)
+        self._put_bytes(f"{key_prefix}/{MANIFEST}", manifest.to_json().encode())
+        return result
+
+    def _commit(self, step: int, manifest: Manifest, *, replace: bool) -> None:
+        """Write the step's manifest: if absent, or (`replace`) over a committed one with the same model files
+        to add its resume state. A writer that lost the race learns whether the winner's files are its own."""
+        key = f"{self.step_key(step)}/{MANIFEST}"
+        if replace:
+            self._put_bytes(key, manifest.to_json().encode())
+        elif not self._put_bytes(key, manifest.to_json().encode(), if_absent=True):
+            raced = self._manifest_or_none(step)
+            if raced is None:
+                raise StoreError(f"{self.uri_of(key)} was written and removed while this push committed; push again")
+            self._check_same(raced, manifest.files, self.step_key(step))
+
+    def _discard_leftovers(self, step: int, manifest: Manifest) -> None:
+        """Objects under the step's prefixes that its committed manifest does not point to: incomplete uploads
+        of earlier (stopped) pushes, or of another writer that will find the step committed."""
+        keep = [f"{self.step_key(step)}/{MANIFEST}", self._files_prefix(step, manifest)]
+        if manifest.state_upload:
+            keep.append(f"{self.state_key(step)}/{manifest.state_upload}/")
+        doomed = [
+            key
+            for prefix in (f"{self.step_key(step)}/", f"{self.state_key(step)}/")
+            for key in self._list(prefix)
+            if not any(key == kept or (kept.endswith("/") and key.startswith(kept)) for kept in keep)
+        ]
+        if doomed:
+            self._delete(doomed)
+            log.info("removed %d objects of incomplete uploads of %s", len(doomed), self.step_uri(step))
+
+    def _check_same(self, committed: Manifest, files: list[FileEntry], key_prefix: str) -> None:
+        if sorted(committed.files, key=lambda e: e.path) != sorted(files, key=lambda e: e.path):
             raise StoreError(
                 f"{self.uri_of(key_prefix)} is already committed by run {committed.run_id!r} with different files; "
                 "refusing to overwrite it (push to another prefix or remove that step first)"
@@ -311,7 +379,7 @@ class CheckpointStore(ABC):
         local_dir = Path(local_dir)
         check_output(local_dir, self.local_inputs(), overwrite=overwrite)
         manifest = self.read_manifest(step)
-        prefix = f"{self.step_key(step)}/"
+        prefix = self._files_prefix(step, manifest)
         # Steps pushed before resume state had a prefix of its own list it among their files.
         model_files = [entry for entry in manifest.files if not is_state_path(entry.path)]
         plan = [(prefix + entry.path, entry.path, entry) for entry in model_files]
@@ -328,29 +396,59 @@ class CheckpointStore(ABC):
         return local_dir
 
     def _state_plan(self, step: int, manifest: Manifest) -> list[tuple[str, str, FileEntry]]:
-        state = self._manifest_or_none(step, self.state_key(step))
-        if state is not None:
-            prefix = f"{self.state_key(step)}/"
+        state_set = self._state_set(step, manifest)
+        if state_set is not None:
+            prefix, state = state_set
             self._check_present(prefix, state.files, self._list(prefix))
             return [(prefix + entry.path, f"{STATE_DIR}/{entry.path}", entry) for entry in state.files]
         inline = manifest.files_under_state()
         if not inline:
             raise StoreError(f"{self.step_uri(step)} has no resume state in {self.root_uri}")
-        return [(f"{self.step_key(step)}/{entry.path}", entry.path, entry) for entry in inline]
+        prefix = self._files_prefix(step, manifest)
+        return [(prefix + entry.path, entry.path, entry) for entry in inline]
 
     def verify(self, step: int) -> None:
         """Re-read every object of a complete step (and of its resume state, if kept) against its manifest."""
-        sets = [(self.step_key(step), self.read_manifest(step))]
-        state = self._manifest_or_none(step, self.state_key(step))
-        if state is not None:
-            sets.append((self.state_key(step), state))
-        for key_prefix, manifest in sets:
-            prefix = f"{key_prefix}/"
+        manifest = self.read_manifest(step)
+        sets = [(self._files_prefix(step, manifest), manifest)]
+        state_set = self._state_set(step, manifest)
+        if state_set is not None:
+            sets.append(state_set)
+        for prefix, each in sets:
             present = self._list(prefix)
-            self._check_present(prefix, manifest.files, present)
-            for entry in manifest.files:
+            self._check_present(prefix, each.files, present)
+            for entry in each.files:
                 key = prefix + entry.path
                 self._check_entry(key, entry, present[key], self._stored_sha256(key))
+
+    def repair(self, step: int, local_step_dir: Path) -> list[str]:
+        """Compare a committed step's objects with its manifest (size, and the sha256 each was uploaded with:
+        a HEAD on S3) and upload again, from an intact local copy, each one missing or changed; returns their
+        keys. The local copy must hold the manifest's bytes (checked), so the store is never "repaired" worse."""
+        manifest = self.read_manifest(step)
+        prefix = self._files_prefix(step, manifest)
+        present = self._list(prefix)
+        damaged = [
+            entry
+            for entry in manifest.files
+            if present.get(prefix + entry.path) != entry.size
+            or self._recorded_sha256(prefix + entry.path) != entry.sha256
+        ]
+        if not damaged:
+            return []
+        sources = [Path(local_step_dir) / entry.path for entry in damaged]
+        if any(not path.is_file() for path in sources) or [
+            (path.stat().st_size, digest) for path, digest in zip(sources, sha256_files(sources), strict=True)
+        ] != [(entry.size, entry.sha256) for entry in damaged]:
+            raise StoreError(
+                f"{self.step_uri(step)} is damaged ({', '.join(e.path for e in damaged)}) and {str(local_step_dir)!r} "
+                "does not hold the committed bytes to repair it from; remove the step (`emtune ckpt rm`), push it again"
+            )
+        self._upload([(path, prefix + entry.path, entry) for path, entry in zip(sources, damaged, strict=True)])
+        log.warning(
+            "repaired %s: uploaded %s again from %s", self.step_uri(step), [e.path for e in damaged], local_step_dir
+        )
+        return [prefix + entry.path for entry in damaged]
 
     def _check_present(self, prefix: str, files: list[FileEntry], present: dict[str, int]) -> None:
         for entry in files:
@@ -371,9 +469,10 @@ class CheckpointStore(ABC):
 
     # ---------------------------------------------------------------------------------- delete
     def remove(self, step: int) -> None:
-        """Delete a step: manifest first, so it stops counting as complete before its files go; then its state."""
-        removed = self._remove_set(self.step_key(step))
-        self.remove_state(step)
+        """Delete a step, complete or not: manifest first, so it stops counting as complete before its files go;
+        then its files, its resume state and any incomplete upload of it."""
+        removed = self._remove_prefix(self.step_key(step))
+        removed += self._remove_prefix(self.state_key(step))
         if self._read_pointer() == step:
             remaining = self.complete_steps()
             if remaining:
@@ -383,15 +482,16 @@ class CheckpointStore(ABC):
         log.info("removed %s (%d objects)", self.step_uri(step), removed)
 
     def remove_state(self, step: int) -> None:
-        """Delete a step's resume state (manifest first); the step stays, for evaluation."""
-        if self._remove_set(self.state_key(step)):
+        """Delete a step's resume state (manifests first); the step stays, for evaluation."""
+        if self._remove_prefix(self.state_key(step)):
             log.info("removed the resume state of %s", self.step_uri(step))
 
-    def _remove_set(self, key_prefix: str) -> int:
+    def _remove_prefix(self, key_prefix: str) -> int:
         prefix = f"{key_prefix}/"
         keys = list(self._list(prefix))
-        self._delete([key for key in keys if key == prefix + MANIFEST])
-        self._delete([key for key in keys if key != prefix + MANIFEST])
+        manifests = [key for key in keys if key.rsplit("/", 1)[-1] == MANIFEST]
+        self._delete(manifests)
+        self._delete([key for key in keys if key not in manifests])
         self._discard_partial_uploads(prefix)
         return len(keys)
 

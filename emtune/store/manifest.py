@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,10 @@ from emtune.fsutil import OUTPUT_MARKER
 from emtune.store.layout import is_state_path
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+# 2: a set's files sit in an upload folder named by their content (`files-<digest>/`), which the manifest names;
+# 1: files directly under the step's prefix, resume state committed by its own manifest under state/step-N/.
+FORMAT = 2
+_UPLOAD_NAME = re.compile(r"^files-[0-9a-f]{16}$")
 # What a manifest commits: a trainer's step (model files of a folder sealed with checkpoint.json), a plain
 # model pushed for evaluation (not resumable), or a step's resume state (under the store's state/ prefix).
 KINDS = ("step", "model", "state")
@@ -40,6 +44,8 @@ class Manifest:
     kind: str = "step"
     emtune_version: str = emtune.__version__
     format: int = FORMAT
+    upload: str = ""  # the folder under the set's prefix holding its files ("": directly under it, format 1)
+    state_upload: str | None = None  # a step's committed resume state: its upload folder under state/step-N/
 
     @property
     def total_bytes(self) -> int:
@@ -68,12 +74,27 @@ class Manifest:
                 metrics=dict(data.get("metrics") or {}),
                 kind=_known_kind(str(data.get("kind", "step"))),
                 emtune_version=str(data.get("emtune_version", "")),
-                format=int(data.get("format", FORMAT)),
+                format=int(data.get("format", 1)),
+                upload=_upload_name(data.get("upload") or ""),
+                state_upload=_upload_name(data["state_upload"]) if data.get("state_upload") else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(
                 f"manifest {where} is not a valid emtune manifest ({exc.__class__.__name__}: {exc})"
             ) from None
+
+
+def upload_name(files: list[FileEntry]) -> str:
+    """The upload folder of a file set, named by its content: writers of different files never share a key, so
+    no writer can change the bytes a committed manifest points to; a rerun of the same push finds its own."""
+    listed = sorted((entry.path, entry.size, entry.sha256) for entry in files)
+    return "files-" + hashlib.sha256(json.dumps(listed).encode()).hexdigest()[:16]
+
+
+def _upload_name(name: str) -> str:
+    if name and not _UPLOAD_NAME.match(name):
+        raise ValueError(f"upload folder {name!r} is not of the form files-<16 hex digits>")
+    return name
 
 
 def _known_kind(kind: str) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emtune.errors import EmtuneError, StoreError
+from emtune.faults import pause_point
 from emtune.store.base import CheckpointStore
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,9 @@ class BackgroundPusher:
     """One worker thread pushes steps in order; retention (steps, resume states) runs after each successful push.
 
     `submit` blocks while `max_pending` steps are already waiting, so a slow store holds training back
-    instead of letting step folders pile up on disk. After a failed push, `submit` and `close` raise:
-    training should not go on (and prune local steps) while the store is not receiving them.
+    instead of letting step folders pile up on disk. After a failed push, `submit` and `close` raise and the
+    steps still queued are not pushed: training should not go on (and prune local steps) while the store is not
+    receiving them, and a later step must not be committed over a gap (another writer may own the prefix).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class BackgroundPusher:
         self._pending: list[int] = []  # submitted and not yet committed, in submission order
         self._failures: list[str] = []
         self._closed = False
+        self._abandoned = False
         self._worker = threading.Thread(target=self._work, name="emtune-store-pusher", daemon=True)
         self._worker.start()
 
@@ -78,8 +83,27 @@ class BackgroundPusher:
         if not self._closed:
             self._closed = True
             self._queue.put(_STOP)
-            self._worker.join()
+        pause_point("final-push")  # the last pushes may still be in flight
+        self._worker.join()
         self._raise_failures()
+
+    def abort(self, deadline: float) -> list[int]:
+        """Stop taking steps and give the pushes already queued until `deadline` (time.monotonic()) to finish;
+        returns the steps left unpushed. Works after an interrupted `close()` too. An abandoned push has no
+        manifest: the store shows it as incomplete and the next push of that step replaces it."""
+        self._closed = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_STOP)  # a full queue: the worker is stopped by the deadline instead
+        self._worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            left = list(self._pending)
+        if self._worker.is_alive():
+            self._abandoned = True  # the worker drops what it has not started once the current push ends
+            log.warning(
+                "stop deadline reached: abandoned the push of step(s) %s to %s (incomplete there; the next push "
+                "of a step replaces it)", left, self.store.root_uri,
+            )  # fmt: skip
+        return left
 
     def _raise_failures(self) -> None:
         with self._lock:
@@ -90,6 +114,9 @@ class BackgroundPusher:
     def _work(self) -> None:
         while (job := self._queue.get()) is not _STOP:
             try:
+                if self._failures or self._abandoned:
+                    log.info("not pushing step %d: an earlier push failed or the run stopped", job.step)
+                    continue
                 self._push(job)
             except Exception as exc:  # the trainer learns of it through submit/wait/close, with the reason
                 reason = str(exc) if isinstance(exc, EmtuneError) else f"{type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from emtune.errors import TrainingError
 from emtune.fsutil import atomic_write_json
+from emtune.store.integrity import FILES_KEY, record_files
 from emtune.store.layout import (
     MARKER,
     STATE_DIR,
@@ -64,9 +65,10 @@ def read_state(folder: Path) -> dict[str, Any]:
 
 
 def seal(partial: Path, final: Path, state: dict[str, Any], marker: dict[str, Any]) -> None:
-    """Rank 0, after every rank has written `partial`: state file, marker last, then the atomic rename."""
+    """Rank 0, after every rank has written `partial`: state file; the marker, recording every file's size and
+    sha256, last; then the atomic rename."""
     atomic_write_json(partial / STATE_DIR / STATE_FILE, state)
-    atomic_write_json(partial / MARKER, marker)
+    atomic_write_json(partial / MARKER, {**marker, FILES_KEY: record_files(partial)})
     if final.exists():
         # Not a step this run sealed (those stop a run without --resume, and a resumed run only adds newer ones):
         # a folder emtune did not write is never replaced.
@@ -79,7 +81,10 @@ def prune(run_dir: Path, keep_last: int, protect: frozenset[int] | set[int] = fr
     steps = complete_steps(run_dir)
     doomed = [s for s in steps[:-keep_last] if s not in protect] if keep_last < len(steps) else []
     for step in doomed:
-        shutil.rmtree(step_dir(run_dir, step), ignore_errors=True)
+        # Out of view in one rename first: a half-deleted step never counts as complete.
+        gone = partial_dir(run_dir, step)
+        os.replace(step_dir(run_dir, step), gone)
+        shutil.rmtree(gone, ignore_errors=True)
     return doomed
 
 

@@ -14,14 +14,20 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.errors import ConfigError, TrainingError
+from emtune.faults import pause_point
+from emtune.fsutil import exclusive_lock
+from emtune.store.integrity import verify_sealed
 from emtune.store.layout import step_name
 from emtune.train import checkpoint
 
@@ -33,7 +39,7 @@ RESUME_MAY_CHANGE = frozenset(
     {
         "train.max_steps", "train.save_every", "train.keep_last", "train.keep_state", "train.nodes",
         "train.prompts", "train.micro_batch_size", "train.loss_chunk_tokens", "train.gradient_checkpointing",
-        "train.static_cache", "train.offload_optimizer", "train.offload_params",
+        "train.static_cache", "train.offload_optimizer", "train.offload_params", "train.stop_grace_s",
     }
 )  # fmt: skip
 PROMPTS_KEY = "prompts (sha256 of the encoded prompts)"
@@ -89,6 +95,27 @@ def merged_lora_state_dict(model: Any) -> dict[str, torch.Tensor]:
     return merged
 
 
+def _write_failure(exc: Exception) -> str | None:
+    """The reason, when `exc` is the disk refusing a write (full, read-only, quota): torch and safetensors report
+    it as RuntimeError("PytorchStreamWriter failed writing ...") or SafetensorError("... (os error 28)")."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = str(exc)
+    if "PytorchStreamWriter" in text or "(os error " in text:
+        return text.splitlines()[0]
+    return None
+
+
+def hold_run_folder(cfg: RunConfig) -> contextlib.AbstractContextManager[None]:
+    """One writer per run folder for the whole command: rank 0 holds its lock (other ranks write only under it),
+    so a second `train --out` or a `--resume` beside a live run is refused before it writes anything."""
+    from emtune.train.distributed import world_from_env
+
+    if world_from_env()[1] != 0:
+        return contextlib.nullcontext()
+    return exclusive_lock(Path(cfg.run.out_dir), "run folder")
+
+
 def export_model(model: Any, state_dict: dict[str, torch.Tensor], folder: Path, *, lora: bool) -> None:
     """The evaluable model: HF safetensors; LoRA adapters merged, since evaluation wants a plain model."""
     if lora:
@@ -120,6 +147,8 @@ class Checkpointer:
                 log.info("removed %s, left half-written by an earlier run", stale)
         self.store = self._open_store() if cfg.store.uri and accelerator.is_main_process else None
         self.pusher: Any = None
+        self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emtune-sealer")
+        self._sealing: Future[None] | None = None
 
     def _open_store(self) -> Any:
         """Reachable (S3: the bucket is checked at open) and writable (a probe object), before the first step."""
@@ -152,6 +181,7 @@ class Checkpointer:
                 f"the newest step folder {str(folder)!r} has no resume state ({checkpoint.STATE_DIR}/); train from "
                 f"its weights as a new run with --model {folder} --out NEW_FOLDER"
             )
+        verify_sealed(folder, with_state=True)  # a bit flipped since the seal is not resumed from
         state = checkpoint.read_state(folder)
         self._check_hyperparameters(state, folder)
         self.acc.load_state(str(folder / checkpoint.STATE_DIR))
@@ -194,8 +224,11 @@ class Checkpointer:
         for step in local:
             folder = checkpoint.step_dir(self.run_dir, step)
             with_state = self._state_wanted(step) and checkpoint.has_state(folder)
-            if self.store.is_complete(step) and (not with_state or self.store.has_state(step)):
-                continue
+            if self.store.is_complete(step):
+                verify_sealed(folder, with_state=False)
+                self.store.repair(step, folder)  # the store's copy, compared with the manifest and made whole
+                if not with_state or self.store.has_state(step):
+                    continue
             self._submit(folder, step, checkpoint.read_marker(folder), with_state)
             missing.append(step)
         if missing:
@@ -217,18 +250,31 @@ class Checkpointer:
         """Write step N on every rank, seal it on rank 0, queue it for the store and prune old ones."""
         acc = self.acc
         partial, final = checkpoint.partial_dir(self.run_dir, step), checkpoint.step_dir(self.run_dir, step)
+        self.wait_sealed()
         if acc.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
         acc.wait_for_everyone()
         state_dict = acc.get_state_dict(model)  # a collective under ZeRO-3: every rank calls it
-        if acc.is_main_process:
-            export_model(acc.unwrap_model(model), state_dict, partial, lora=self.cfg.train.lora.enabled)
-            tokenizer.save_pretrained(partial)
-        acc.save_state(str(partial / checkpoint.STATE_DIR))
+        try:
+            if acc.is_main_process:
+                export_model(acc.unwrap_model(model), state_dict, partial, lora=self.cfg.train.lora.enabled)
+                tokenizer.save_pretrained(partial)
+            acc.save_state(str(partial / checkpoint.STATE_DIR))
+        except Exception as exc:
+            reason = _write_failure(exc)
+            if reason is None:
+                raise
+            shutil.rmtree(partial, ignore_errors=True)
+            raise TrainingError(
+                f"cannot write step {step} into {str(partial)!r}: {reason}; free space (or set train.keep_last) and "
+                "resume with --resume"
+            ) from None
+        pause_point("save")  # written, not sealed
         acc.wait_for_everyone()
         if acc.is_main_process:
-            self._seal(step, metrics, partial, final, data_position)
+            # Hashing every file for the seal overlaps the next steps; the next save (or the end) waits for it.
+            self._sealing = self._sealer.submit(self._seal, step, metrics, partial, final, data_position)
         acc.wait_for_everyone()
         if not acc.is_main_process and acc.is_local_main_process:
             # A node without the run folder shared: rank 0's copy became the step; this node's shards are spare.
@@ -242,24 +288,45 @@ class Checkpointer:
             "world_size": self.acc.num_processes, "hyperparameters": self.hyperparameters,
         }  # fmt: skip
         marker = {"step": step, "metrics": metrics, "run_id": self.run_id, "config_hash": config_hash}
+        # In the sealer thread; each change below is atomic on disk (marker, rename, prune), so a process that
+        # ends at any point leaves only complete steps and `.step-N.partial` folders the next start removes.
         checkpoint.seal(partial, final, state, marker)
-        if self.pusher is not None:
+        if self.pusher is not None:  # may wait for room in the queue
             self._submit(final, step, marker, self._state_wanted(step))
+        self._prune_local()
+
+    def _prune_local(self) -> None:
+        """Local retention; a step still waiting for its push is kept."""
         protect = set(self.pusher.pending_steps()) if self.pusher is not None else set()
         if self.keep_last:
             checkpoint.prune(self.run_dir, self.keep_last, protect=protect)
         checkpoint.prune_states(self.run_dir, self.cfg.train.keep_state, protect=protect)
 
+    def wait_sealed(self, timeout: float | None = None) -> None:
+        """Until the last save's seal has finished; its error (a full disk, say) is raised here."""
+        sealing, self._sealing = self._sealing, None
+        if sealing is not None:
+            sealing.result(timeout=timeout)
+
     # ------------------------------------------------------------------------------------------- finish
     def finish(self, steps: list[int]) -> dict[int, str]:
-        """Wait for every push; the store URI of each step saved (empty without a store)."""
+        """Wait for the last seal and every push; the store URI of each step saved (empty without a store)."""
+        self.wait_sealed()
+        self._sealer.shutdown()
         if self.pusher is None:
             return {}
         self.pusher.close()
+        self._prune_local()  # what pushes still in flight at the last seal kept
         return {step: self.pusher.store.step_uri(step) for step in steps}
 
     def abort(self) -> None:
-        """Finish the uploads already queued, but let the error that stopped training be the one reported."""
+        """Give the uploads already queued until `train.stop_grace_s` after the stop (signal or error) to finish,
+        then abandon the rest (incomplete in the store, pushed again on resume); the error that stopped training
+        stays the one reported."""
+        deadline = interrupts.deadline(self.cfg.train.stop_grace_s)
+        with contextlib.suppress(Exception):  # a seal not done by the deadline is abandoned: that step is lost
+            self.wait_sealed(timeout=max(0.0, deadline - time.monotonic()))
+        self._sealer.shutdown(wait=False, cancel_futures=True)
         if self.pusher is not None:
             with contextlib.suppress(Exception):
-                self.pusher.close()
+                self.pusher.abort(deadline)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 
 from emtune.config import LoggingConfig
-from emtune.fsutil import atomic_write_text, read_jsonl
+from emtune.fsutil import atomic_write_text, parse_jsonl
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -56,7 +56,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, resumed_step: int, logging_cfg: LoggingConfig, run_name: str, config: dict):
         self.path = Path(run_dir) / METRICS_FILE
-        kept = [m for m in read_jsonl(self.path) if m.get("step", 0) <= resumed_step]
+        kept = [m for m in _read_metrics(self.path) if m.get("step", 0) <= resumed_step]
         atomic_write_text(self.path, "".join(json.dumps(m) + "\n" for m in kept))
         self._wandb = None
         if logging_cfg.wandb_project:
@@ -84,3 +84,20 @@ class MetricsLog:
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The metrics lines of an earlier run; a torn last line (a write the run was killed in) is dropped, with a
+    warning. A bad line anywhere else is no torn write: refused as the DataError it is."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            log.warning("dropped the torn last line of %s (%d bytes), left by an interrupted run", path, len(lines[-1]))
+            lines.pop()
+    return parse_jsonl("\n".join(lines), repr(str(path)))

@@ -17,17 +17,19 @@ from typing import Any
 
 import torch
 
+from emtune import interrupts
 from emtune.config import RunConfig
 from emtune.data.formats import encode_prompt
 from emtune.data.prompt_set import PromptSet, read_prompt_set
 from emtune.errors import DataError, TrainingError
+from emtune.faults import pause_point
 from emtune.fsutil import check_can_create
 from emtune.losses import position_entropy, reduction_terms
 from emtune.model import tiny_math
 from emtune.model.generate import stop_token_ids
 from emtune.model.loading import load_model, load_tokenizer, resolve_model
 from emtune.train.batching import MicroBatch, collate
-from emtune.train.checkpointing import Checkpointer, hyperparameters
+from emtune.train.checkpointing import Checkpointer, hold_run_folder, hyperparameters
 from emtune.train.distributed import Geometry, build_accelerator, build_optimizer, plan_geometry, world_from_env
 from emtune.train.logprob_guard import check_logprob_gap, sampled_logprobs
 from emtune.train.metrics import MetricsLog, StepTally
@@ -196,7 +198,9 @@ class Trainer:
             RolloutRequest(mine[i : i + t.rollout_batch_size], batch_seed(self.cfg.run.seed, step, first + i))
             for i in range(0, len(mine), t.rollout_batch_size)
         ]
-        return self.engine.generate(requests, self.params)
+        rollouts = self.engine.generate(requests, self.params)
+        pause_point("rollout")
+        return rollouts
 
     def train_step(self, step: int) -> dict[str, Any]:
         """Rollouts, then the loss over micro-batches (gradients accumulate), then one optimizer update."""
@@ -336,7 +340,8 @@ class Trainer:
                 metrics = self.train_step(step)
                 result.metrics.append(metrics)
                 if metrics_log is not None:
-                    metrics_log.write(metrics)
+                    with interrupts.shielded():  # never a torn line
+                        metrics_log.write(metrics)
                 if on_step is not None:
                     on_step(metrics)
                 check_logprob_gap(metrics, t.max_logprob_gap)  # after the line is logged: the gap stays on record
@@ -357,4 +362,5 @@ class Trainer:
 
 def run(cfg: RunConfig, resume: bool = False, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Train per `cfg` and return what was saved. The step function the CLI and the pipeline call."""
-    return Trainer(cfg, resume=resume).train(on_step)
+    with hold_run_folder(cfg):
+        return Trainer(cfg, resume=resume).train(on_step)

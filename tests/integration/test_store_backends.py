@@ -78,6 +78,11 @@ def tree(root: Path, *, state: bool = True) -> dict[str, str]:
     }
 
 
+def object_key(store: CheckpointStore, step: int, name: str) -> str:
+    """The key of a committed step's model file: under the upload folder its manifest names."""
+    return f"step-{step}/{store.read_manifest(step).upload}/{name}"
+
+
 def same_tree(left: Path, right: Path) -> bool:
     return tree(left) == tree(right)
 
@@ -167,12 +172,12 @@ def test_corrupt_object_is_named_and_pull_leaves_nothing_behind(backend, make_st
     store = backend.open()
     push(store, folder, 1)
     size = (folder / "model.safetensors").stat().st_size
-    backend.overwrite("step-1/model.safetensors", os.urandom(size))  # same size, different bytes
+    backend.overwrite(object_key(store, 1, "model.safetensors"), os.urandom(size))  # same size, different bytes
 
-    with pytest.raises(StoreError, match=r"step-1/model\.safetensors is corrupt"):
+    with pytest.raises(StoreError, match=r"step-1/files-[0-9a-f]+/model\.safetensors is corrupt"):
         store.verify(1)
     target = tmp_path / "pulled" / "step-1"
-    with pytest.raises(StoreError, match=r"step-1/model\.safetensors is corrupt"):
+    with pytest.raises(StoreError, match=r"step-1/files-[0-9a-f]+/model\.safetensors is corrupt"):
         store.pull(1, target)
     assert not target.exists()
     assert not any((tmp_path / "pulled").iterdir())  # no temporary folder left either
@@ -181,12 +186,12 @@ def test_corrupt_object_is_named_and_pull_leaves_nothing_behind(backend, make_st
 def test_missing_or_resized_object_is_named(backend, make_step_dir):
     store = backend.open()
     push(store, make_step_dir(1), 1)
-    backend.overwrite("step-1/tokenizer.json", b"{}")
-    with pytest.raises(StoreError, match=r"step-1/tokenizer\.json has 2 bytes, the manifest says"):
+    backend.overwrite(object_key(store, 1, "tokenizer.json"), b"{}")
+    with pytest.raises(StoreError, match=r"step-1/files-[0-9a-f]+/tokenizer\.json has 2 bytes, the manifest says"):
         store.verify(1)
     push(store, make_step_dir(2), 2)
-    backend.delete("step-2/config.json")
-    with pytest.raises(StoreError, match=r"step-2/config\.json is listed in the manifest but missing"):
+    backend.delete(object_key(store, 2, "config.json"))
+    with pytest.raises(StoreError, match=r"step-2/files-[0-9a-f]+/config\.json is listed in the manifest but missing"):
         store.pull(2, Path("unused"))
 
 
@@ -194,8 +199,9 @@ def test_repush_skips_objects_already_present_with_matching_checksum(backend, ma
     folder = make_step_dir(3)
     store = backend.open()
     push(store, folder, 3)
+    weights = object_key(store, 3, "model.safetensors")
     backend.delete("step-3/manifest.json")
-    backend.delete("step-3/model.safetensors")
+    backend.delete(weights)
 
     result = store.upload_step(folder, 3, run_id="run-abc", config_hash="cafef00d", metrics={})
 

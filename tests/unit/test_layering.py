@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Bottom to top; modules on one line are peers (they may import each other, but never in a loop).
 LAYERS = [
-    ("__init__", "errors", "fsutil", "config", "s3client"),
+    ("__init__", "errors", "fsutil", "interrupts", "faults", "deadlines", "config", "s3client"),
     ("data", "model", "losses"),
     ("store",),
     ("train",),

@@ -1,0 +1,72 @@
+"""A fault proxy in front of moto's real S3 server: silence and a one-byte-a-second trickle end at the request
+deadline; errors, drops and truncation end in a retry; bytes flipped in transit are caught; nothing is left."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from fault_proxy import FaultProxy, fault_proxy
+
+from emtune.config.store import StoreConfig
+from emtune.errors import StoreError
+from emtune.store import open_store
+from emtune.store.ops import list_uri
+
+pytest_plugins = ["s3_servers"]
+
+DEADLINE_S = 2.0
+
+
+@pytest.fixture
+def proxy(moto_s3_server, use_s3_server) -> Iterator[FaultProxy]:
+    use_s3_server(moto_s3_server)
+    with fault_proxy(urlparse(moto_s3_server.endpoint_url).port or 80) as running:
+        yield running
+
+
+@pytest.fixture
+def bucket(moto_s3_server, use_s3_server, new_bucket) -> str:
+    return new_bucket(use_s3_server(moto_s3_server))
+
+
+def through(proxy: FaultProxy, **changes) -> StoreConfig:
+    settings = {"endpoint_url": proxy.endpoint_url, "path_style": True, "max_attempts": 2, "connect_timeout_s": 1.0,
+                "read_timeout_s": 3.0, "request_deadline_s": DEADLINE_S, "multipart_threshold_mb": 5,
+                "part_size_mb": 5}  # fmt: skip
+    return StoreConfig(**{**settings, **changes})
+
+
+@pytest.mark.parametrize("mode", ["silence", "trickle"])
+def test_a_silent_or_trickling_server_ends_at_the_request_deadline(proxy, bucket, mode):
+    proxy.set(mode)
+    started = time.monotonic()
+
+    with pytest.raises(StoreError, match=r"did not finish within store\.request_deadline_s = 2 s"):
+        list_uri(f"s3://{bucket}/run", through(proxy))
+
+    assert time.monotonic() - started < DEADLINE_S + 1.0
+
+
+@pytest.mark.parametrize("mode", ["error", "drop", "truncate"])
+def test_one_failed_exchange_is_retried_and_the_push_commits(proxy, bucket, make_step_dir, mode):
+    cfg = through(proxy)
+    store = open_store(f"s3://{bucket}/run", cfg)
+    proxy.set(mode, count=1, match="model.safetensors")
+
+    store.push(make_step_dir(1), 1, run_id="r", config_hash="h", metrics={})
+
+    proxy.set("pass")
+    store.verify(1)
+
+
+def test_bytes_flipped_in_transit_are_caught_and_the_pull_leaves_nothing(proxy, bucket, make_step_dir, tmp_path):
+    store = open_store(f"s3://{bucket}/run", through(proxy, checksum_compat=True))  # no CRC: only emtune's sha256
+    store.push(make_step_dir(1), 1, run_id="r", config_hash="h", metrics={})
+    proxy.set("bitflip", match="GET /" + bucket + "/run/step-1/files-")
+
+    with pytest.raises(StoreError, match="is corrupt"):
+        store.pull(1, tmp_path / "pulled" / "step-1")
+    assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").iterdir())
