@@ -6,20 +6,24 @@ Checkpoints move between tasks by store URI; prompts, metrics and reports are ar
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from emtune.cluster.scratch import SCRATCH_ENV
 from emtune.config import RunConfig, dump_config
 from emtune.errors import ConfigError, TrainingError
 from emtune.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from emtune.interrupts import Stopped, forwarding, handle_stop_signals
 from emtune.pipeline.params import resolve_config
 from emtune.store.layout import step_name
 
@@ -27,6 +31,21 @@ log = logging.getLogger(__name__)
 
 PROMPTS_FILE = "prompts.parquet"
 TRAIN_METRICS_FILE = "metrics.jsonl"
+
+
+Step = TypeVar("Step", bound=Callable[..., Any])
+
+
+def stoppable(step: Step) -> Step:
+    """KFP runs a step's function in its own process, not through the CLI: SIGTERM (pre-emption) must reach it as
+    it reaches a CLI command, so the trainer stops at a safe point and finishes or abandons its push in time."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with handle_stop_signals():
+            return step(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def run_config(compile_time_config: str, run_parameters: dict[str, Any]) -> RunConfig:
@@ -42,6 +61,7 @@ def run_config(compile_time_config: str, run_parameters: dict[str, Any]) -> RunC
     return cfg
 
 
+@stoppable
 def prep_step(compile_time_config: str, run_parameters: dict[str, Any], prompts_dir: str) -> None:
     """prep's output folder; without data.source, the prompt set train.prompts names (e.g. builtin:demo)."""
     cfg = run_config(compile_time_config, run_parameters)
@@ -103,9 +123,17 @@ def _train_in_pod(cfg: RunConfig) -> None:
     atomic_write_text(config_file, dump_config(cfg))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
     command += ["-m", "emtune", "train", "--config", str(config_file)]
-    completed = subprocess.run(command, check=False)
-    if completed.returncode != 0:
-        raise TrainingError(f"training on {gpus} local processes exited with status {completed.returncode}")
+    process = subprocess.Popen(command)
+    with forwarding(lambda: process.send_signal(signal.SIGTERM)):  # torchrun passes it on to its ranks
+        try:
+            returncode = process.wait()
+        except Stopped:
+            # The ranks finish or abandon their push within the grace; leaving first would orphan them.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=cfg.train.stop_grace_s + 5)
+            raise
+    if returncode != 0:
+        raise TrainingError(f"training on {gpus} local processes exited with status {returncode}")
 
 
 def _train_on_trainjob(cfg: RunConfig, prompts: Path, run_id: str) -> None:
@@ -141,6 +169,7 @@ def pod_out_dir(out_dir: Path, env: Mapping[str, str]) -> Path:
     return Path(scratch) / out_dir if scratch and not out_dir.is_absolute() else out_dir
 
 
+@stoppable
 def train_step(
     compile_time_config: str, run_parameters: dict[str, Any], prompts_dir: str, run_id: str, metrics_path: str
 ) -> list[dict[str, Any]]:
@@ -175,6 +204,7 @@ def _write_train_metrics(cfg: RunConfig, store: Any, steps: list[int], out: Path
     atomic_write_text(out, "".join(line + "\n" for line in lines))
 
 
+@stoppable
 def eval_step(
     compile_time_config: str, run_parameters: dict[str, Any], model: str, step: int, benchmark: str, out_dir: str
 ) -> dict[str, Any]:
@@ -184,6 +214,7 @@ def eval_step(
     return evaluate_pair(cfg, model, benchmark, Path(out_dir), step=step)
 
 
+@stoppable
 def report_step(
     compile_time_config: str,
     run_parameters: dict[str, Any],
@@ -209,6 +240,7 @@ def report_step(
     return out
 
 
+@stoppable
 def promote_step(
     compile_time_config: str, run_parameters: dict[str, Any], run_id: str, report_dir: str, promotion_path: str
 ) -> dict[str, Any]:
