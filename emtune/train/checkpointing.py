@@ -34,12 +34,13 @@ from emtune.train import checkpoint
 log = logging.getLogger(__name__)
 
 # Keys `--resume` accepts changed: they extend the run, say where it is kept, or change how the same update
-# is computed, not what it is.
+# is computed or checked (the stale-sync guard's threshold), not what it is.
 RESUME_MAY_CHANGE = frozenset(
     {
         "train.max_steps", "train.save_every", "train.keep_last", "train.keep_state", "train.nodes",
         "train.prompts", "train.micro_batch_size", "train.loss_chunk_tokens", "train.gradient_checkpointing",
         "train.static_cache", "train.offload_optimizer", "train.offload_params", "train.stop_grace_s",
+        "train.max_logprob_gap",
     }
 )  # fmt: skip
 PROMPTS_KEY = "prompts (sha256 of the encoded prompts)"
