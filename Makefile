@@ -50,7 +50,7 @@ dashboard: $(BIN)/.installed-dashboard
 	$(BIN)/emtune dashboard --runs-dir runs/tiny
 
 test: venv vllm-venv
-	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q
+	EMTUNE_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q --durations=30
 
 # The fault-injection suite's slow cases (signals at named points, tmpfs disks (root), two writers); its fast cases
 # run in `make test`. About 5 minutes on 2 cores.
