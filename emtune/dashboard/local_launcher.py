@@ -276,12 +276,25 @@ class LocalLauncher:
         """A step's files in the run's own store (regular files only, reached through no symlink)."""
         run_dir = self._run_dir(run_id)
         for prefix in self._store_prefixes(run_dir):
-            folder = Path(url2pathname(urlsplit(f"{prefix}/step-{step}").path))
+            folder = Path(url2pathname(urlsplit(f"{prefix}/step-{step}").path)) / self._upload_folder(prefix, step)
             relative = folder.relative_to(run_dir.resolve()).parts if folder.is_relative_to(run_dir.resolve()) else ()
             if relative and not folder.is_symlink() and folder.is_dir():
                 files = {entry.name: safe_file(run_dir.resolve(), *relative, entry.name) for entry in folder.iterdir()}
                 return {name: str(path) for name, path in sorted(files.items()) if path}
         return {}
+
+    @staticmethod
+    def _upload_folder(prefix: str, step: int) -> str:
+        """Where the step's committed manifest says its files are (a validated `files-<digest>` name; "" for a
+        store that keeps them directly in the step folder, or a step without a readable manifest)."""
+        from emtune.config.store import StoreConfig
+        from emtune.store import open_store
+
+        try:
+            return open_store(prefix, StoreConfig()).read_manifest(step).upload
+        except (EmtuneError, OSError, ValueError) as exc:
+            log.debug("no manifest for step %d under %s: %s", step, prefix, exc)
+            return ""
 
     # ------------------------------------------------------------------------------------- housekeeping
     def set_archived(self, run_id: str, archived: bool) -> None:

@@ -238,8 +238,9 @@ def test_checkpoint_files_of_the_runs_own_store_download(tmp_path: Path) -> None
     assert download.content == b"weights" and "attachment" in download.headers["content-disposition"]
     for name in ("../../run.json", "nope", "..%2F..%2Frun.json"):
         assert client.get(f"/runs/{GOOD}/checkpoints/1/{name}").status_code == 404, name
-    # A symlink planted in the step folder is not served.
-    (run_dir / "store" / "dash" / "step-1" / "passwd").symlink_to("/etc/passwd")
+    # A symlink planted beside the step's files is not served.
+    (files,) = (run_dir / "store" / "dash" / "step-1").glob("files-*")
+    (files / "passwd").symlink_to("/etc/passwd")
     fresh = TestClient(create_app(DashboardSettings(runs_dir=runs)), base_url=BASE_URL)
     assert fresh.get(f"/runs/{GOOD}/checkpoints/1/passwd").status_code == 404
 
