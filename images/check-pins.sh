@@ -35,4 +35,4 @@ emtune=$(echo "$wheel_dir"/emtune-*.whl)
 resolve train "torch==$TORCH_VERSION" "deepspeed==$DEEPSPEED_VERSION" "transformers==$TRANSFORMERS_VERSION" \
     "accelerate==$ACCELERATE_VERSION" "emtune[deepspeed,lora,wandb,data,s3,pipeline] @ file://$emtune"
 resolve eval "vllm==$VLLM_VERSION" "torch==$TORCH_VERSION" "transformers==$TRANSFORMERS_VERSION" \
-    "emtune[eval,data,s3,pipeline] @ file://$emtune"
+    "emtune[eval,data,s3,pipeline,registry] @ file://$emtune"

@@ -1,5 +1,6 @@
-# The eval image (also renders the report): vLLM, whose exact torch pin decides this image's torch, math-verify,
-# matplotlib and emtune with its eval extras. CUDA only: the CUDA runtime comes with torch's and vLLM's wheels.
+# The eval image (also renders the report and runs the promote step): vLLM, whose exact torch pin decides this
+# image's torch, math-verify, matplotlib, the registry clients and emtune with its eval extras. CUDA only: the CUDA
+# runtime comes with torch's and vLLM's wheels.
 # Build with images/build.sh: it builds EMTUNE_BASE and EMTUNE_WHEEL (base.Dockerfile) and passes versions.env.
 ARG EMTUNE_BASE
 ARG EMTUNE_WHEEL
@@ -20,5 +21,5 @@ RUN --mount=type=secret,id=pip_cert,mode=0444 \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
     && emtune_wheel=$(echo /dist/emtune/emtune-*.whl) \
     && pip install --no-cache-dir "vllm==${VLLM_VERSION:?see images/versions.env}" "torch==${TORCH_VERSION:?}" \
-        "transformers==${TRANSFORMERS_VERSION:?}" "emtune[eval,data,s3,pipeline] @ file://${emtune_wheel}"
+        "transformers==${TRANSFORMERS_VERSION:?}" "emtune[eval,data,s3,pipeline,registry] @ file://${emtune_wheel}"
 USER 1000:0

@@ -133,8 +133,10 @@ def test_compiled_pipeline_runs_on_the_images_build_sh_makes() -> None:
         "exec-prep": TRAIN_IMAGE,
         "exec-train": TRAIN_IMAGE,  # the two train branches: in its own pod, or launching a multi-node TrainJob
         "exec-train-2": TRAIN_IMAGE,
+        "exec-eval-pairs": EVAL_IMAGE,  # hands the evaluation pairs of whichever train branch ran to the fan-out
         "exec-evaluate": EVAL_IMAGE,
         "exec-report": EVAL_IMAGE,
+        "exec-promote": EVAL_IMAGE,  # the eval image carries the registry clients
     }
     assert set(images.values()) <= built
 
