@@ -66,14 +66,24 @@ def verify_sealed(folder: Path, *, with_state: bool, actual: dict[str, tuple[int
 
 
 def check_weight_files(folder: Path) -> None:
-    """A truncated or damaged safetensors file, refused in one line before any backend loads it (the header and the
-    file's length are checked, not the values)."""
+    """A truncated, damaged or non-finite safetensors file, refused in one line before any backend loads it: the
+    header and the file's length, then every tensor's values (a NaN or inf weight samples garbage, or crashes the
+    sampler, far from its cause). One memory-mapped pass, tensor by tensor, against the full load that follows."""
+    import torch
     from safetensors import safe_open
 
     for path in sorted(Path(folder).glob("*.safetensors")):
         try:
-            with safe_open(str(path), framework="numpy") as weights:
-                weights.keys()
+            with safe_open(str(path), framework="pt") as weights:
+                for name in weights.keys():  # noqa: SIM118  safe_open has no __iter__
+                    tensor = weights.get_tensor(name)
+                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                        raise ModelError(
+                            f"weight file {str(path)!r} holds NaN or infinite values in {name!r}; the model is "
+                            "damaged (a diverged run, or edited bytes): restore it or evaluate another step"
+                        )
+        except ModelError:
+            raise
         except Exception as exc:  # SafetensorError, or OSError reading it
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"weight file {str(path)!r} is truncated or damaged ({reason}); restore it") from None

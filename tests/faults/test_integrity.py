@@ -97,3 +97,18 @@ def test_a_truncated_weight_file_of_a_plain_model_folder_is_one_line(step, tmp_p
 
     with pytest.raises(ModelError, match=r"model\.safetensors' is truncated or damaged"):
         runner.run(eval_cfg(), [str(step)], ["demo-arith"], tmp_path / "eval")
+
+
+def test_a_weight_file_with_nan_values_is_one_line(step, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    (step / "checkpoint.json").unlink()  # a plain model folder: its bytes are whole, its values are not
+    weights = step / "model.safetensors"
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+    with pytest.raises(ModelError, match=rf"holds NaN or infinite values in '{name}'"):
+        runner.run(eval_cfg(), [str(step)], ["demo-arith"], tmp_path / "eval")
