@@ -16,8 +16,58 @@ WORKLOADS = {"Deployment": ("spec", "template", "spec"), "Job": ("spec", "templa
 RUNTIME_POD = ("spec", "template", "spec", "replicatedJobs")
 
 
-def test_value_sets_cover_the_issue() -> None:
-    assert set(VALUE_SETS) >= {"default", "multi-user", "existing-secrets", "schedules", "rdma"}
+def _registration_data(objects: list[dict[str, Any]], key: str) -> Any:
+    return yaml.safe_load(by_kind(objects, "ConfigMap")["emtune-registration"]["data"][key])
+
+
+def _env_secret_refs(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    refs = set()
+    for _, spec in pod_specs(objects):
+        for container in spec.get("containers", []) + spec.get("initContainers", []):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs.add((ref["name"], ref["key"]))
+    return refs
+
+
+def _rdma_resources(objects: list[dict[str, Any]]) -> set[str]:
+    names = set()
+    for name, spec in pod_specs(objects):
+        if "TrainingRuntime" in name:
+            for container in spec["containers"]:
+                names |= set(container.get("resources", {}).get("limits", {}))
+    return {name for name in names if name.startswith("rdma/")}
+
+
+# What each non-default value set exists to exercise, read from what the chart renders with it. Each holds for its
+# own set and for no other (the default set exercises none), so a value set that stops switching its feature on, or
+# a feature that leaks into the defaults, fails here.
+FEATURES = {
+    "existing-secrets": lambda objects: (
+        "Secret" not in {obj["kind"] for obj in objects}
+        and {("team-s3", "access-key"), ("team-s3", "secret-key")} <= _env_secret_refs(objects)
+        and "Ingress" in {obj["kind"] for obj in objects}
+    ),
+    "multi-user": lambda objects: (
+        "HTTPRoute" in {obj["kind"] for obj in objects}
+        and "emtune-dashboard-kfp-edit" in by_kind(objects, "RoleBinding")
+    ),
+    "rdma": lambda objects: (
+        "ClusterTrainingRuntime" in {obj["kind"] for obj in objects}
+        and _rdma_resources(objects) == {"rdma/rdma_shared_device_a"}
+    ),
+    "schedules": lambda objects: (
+        [s["name"] for s in _registration_data(objects, "schedules.yaml")["schedules"]] == ["nightly", "weekly-long"]
+    ),
+}
+
+
+def test_each_value_set_exercises_its_feature_and_only_it(value_set: str) -> None:
+    assert set(FEATURES) | {"default"} == set(VALUE_SETS)
+    objects = render(value_set)
+    exercised = {feature for feature, shows in FEATURES.items() if shows(objects)}
+    assert exercised == ({value_set} - {"default"}), exercised
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
