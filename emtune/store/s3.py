@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from emtune.config.store import StoreConfig
-from emtune.deadlines import call_with_deadline
 from emtune.errors import StoreError
 from emtune.s3client import make_s3_client
 from emtune.store.base import CheckpointStore
@@ -135,12 +134,8 @@ class S3Store(CheckpointStore):
 
         with self._errors(f"reading {self.uri_of(key)}"):
             try:
-                body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-                # The body streams after the request returned: its reads get the same total deadline.
-                return call_with_deadline(lambda: bytes(body.read()), self.cfg.request_deadline_s, lambda: StoreError(
-                    f"reading {self.uri_of(key)} from {self.endpoint} took longer than store.request_deadline_s = "
-                    f"{self.cfg.request_deadline_s:g} s"
-                ))  # fmt: skip
+                # The client bounds the body's reads by the request's deadline (s3client.BodyWithDeadline).
+                return bytes(self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read())
             except ClientError as exc:
                 if _code(exc) in _MISSING:
                     return None

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-MODES = ("pass", "silence", "trickle", "error", "drop", "truncate", "bitflip")
+MODES = ("pass", "silence", "trickle", "trickle-body", "error", "drop", "truncate", "bitflip")
 
 
 class FaultProxy:
@@ -69,8 +69,10 @@ class FaultProxy:
                     response = response[: max(len(response) // 2, 1)]
                 elif mode == "bitflip":
                     response = response[:-1] + bytes([response[-1] ^ 0x01])
-                if mode == "trickle":
-                    for index in range(len(response)):
+                if mode in ("trickle", "trickle-body"):  # everything, or the body after prompt headers, at 1 B/s
+                    start = response.index(b"\r\n\r\n") + 4 if mode == "trickle-body" else 0
+                    client.sendall(response[:start])
+                    for index in range(start, len(response)):
                         if self._closed.is_set():
                             return
                         client.sendall(response[index : index + 1])

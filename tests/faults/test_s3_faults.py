@@ -3,6 +3,7 @@ deadline; errors, drops and truncation end in a retry; bytes flipped in transit 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -50,6 +51,33 @@ def test_a_silent_or_trickling_server_ends_at_the_request_deadline(proxy, bucket
         list_uri(f"s3://{bucket}/run", through(proxy))
 
     assert time.monotonic() - started < DEADLINE_S + 1.0
+
+
+# A pull downloads a file above the multipart threshold in ranged parts, each one GetObject whose body streams
+# after the call returned; a server that answers at once and then trickles the body is cut off at the deadline too.
+@pytest.mark.faults
+def test_a_body_trickled_after_prompt_headers_ends_the_pull_at_the_request_deadline(
+    proxy, bucket, make_step_dir, tmp_path
+):
+    store = open_store(f"s3://{bucket}/run", through(proxy))
+    store.push(make_step_dir(1, weights_bytes=6 * 1024 * 1024), 1, run_id="r", config_hash="h", metrics={})
+    proxy.set("trickle-body", match="model.safetensors")
+    outcome: dict[str, BaseException] = {}
+
+    def pull() -> None:
+        try:
+            store.pull(1, tmp_path / "pulled" / "step-1")
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    puller = threading.Thread(target=pull, daemon=True)  # an unbounded pull fails the test instead of hanging it
+    puller.start()
+    puller.join(DEADLINE_S + 1.0)
+
+    assert not puller.is_alive(), "the pull went on past the request deadline"
+    with pytest.raises(StoreError, match=r"GetObject .* did not finish within store\.request_deadline_s = 2 s"):
+        raise outcome["error"]
+    assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").iterdir())
 
 
 @pytest.mark.parametrize("mode", ["error", "drop", "truncate"])
