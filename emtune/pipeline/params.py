@@ -2,9 +2,14 @@
 
 Every leaf field of RunConfig outside the compile-time `pipeline` section becomes a KFP parameter named by
 its dotted key with `_` for `.` (`train.learning_rate` -> `train_learning_rate`). Inside the pipeline every
-parameter reaches every step as an input of its own (`emtune.components.with_run_parameters`), so any value
-arrives intact, and `resolve_config` turns them back into a validated RunConfig. Optional fields are text
-parameters where the empty string means unset, since a KFP parameter cannot hold None.
+parameter reaches every step as an input of its own (spelled out in each component's signature, see
+`emtune.pipeline.component_inputs`), so any value arrives intact, and `resolve_config` turns them back into a
+validated RunConfig.
+
+Optional fields are text parameters where the empty string means unset, not `Optional[...] = None` inputs: KFP
+2.17's API server refuses an explicit null for a typed pipeline parameter ("input parameter ... requires type
+string", backend/src/apiserver/template/v2_template.go), so a run could unset a key only by leaving it out, which
+falls back to the compiled default; a pipeline compiled with `data.source` set could then never run without one.
 """
 
 from __future__ import annotations
@@ -116,6 +121,11 @@ def _lookup(data: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         data = data[part]
     return data
+
+
+def run_parameters_from(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The run parameters among a component's inputs (its `locals()`), by name."""
+    return {spec.name: inputs[spec.name] for spec in param_specs()}
 
 
 def encode(spec: ParamSpec, value: Any) -> Any:
