@@ -81,6 +81,7 @@ test-images: venv
 
 docs: venv
 	$(BIN)/emtune config docs --write docs/configuration.md
+	$(BIN)/python -m emtune.pipeline.component_inputs components
 	$(BIN)/python scripts/chart_readme.py --write
 
 lint: venv
