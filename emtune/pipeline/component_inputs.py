@@ -60,7 +60,7 @@ def stale_modules(folder: Path, *, write: bool) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Regenerate the components' run-parameter inputs.")
     parser.add_argument("folder", type=Path, help="the components folder")
     parser.add_argument("--check", action="store_true", help="only report stale modules (exit 1 if any)")
     args = parser.parse_args(argv)
