@@ -50,16 +50,21 @@ def run_bench(steps: int = 4, state_every: int = 0) -> list[StepBytes]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="emtune-bench-ckpt-") as tmp:
         run_dir = Path(tmp) / "run"
-        cfg = load_config(None, {**TINY_RUN, "train.max_steps": steps, "train.keep_state": steps,
-                                 "run.out_dir": str(run_dir)})  # fmt: skip
+        cfg = load_config(
+            None, {**TINY_RUN, "train.max_steps": steps, "train.keep_state": steps, "run.out_dir": str(run_dir)}
+        )
         train(cfg)
         store = open_store(str(Path(tmp) / "store"), cfg.store)
         for step in checkpoint.complete_steps(run_dir):
             folder = checkpoint.step_dir(run_dir, step)
             pushed = store.upload_step(
-                folder, step, run_id="bench", config_hash=cfg.digest(), metrics={},
+                folder,
+                step,
+                run_id="bench",
+                config_hash=cfg.digest(),
+                metrics={},
                 with_state=pushes_state(step, steps, state_every),
-            ).uploaded_bytes  # fmt: skip
+            ).uploaded_bytes
             pulled = _size(store.pull(step, Path(tmp) / "pulled" / step_name(step)))
             rows.append(StepBytes(step, _size(folder), pushed, pulled))
     return rows

@@ -85,12 +85,18 @@ def bench_vllm(trainer: Trainer, samples: int) -> dict[str, Any]:
         trainer.tokenizer.save_pretrained(folder)
         engine, start_s = _timed(
             lambda: VLLMRolloutEngine(
-                folder, eos_ids=trainer.eos_ids, dtype="bfloat16",
-                max_model_len=t.max_prompt_tokens + t.max_new_tokens, max_num_seqs=samples,
-                gpu_memory_utilization=t.vllm_gpu_memory_utilization, sleep=False,
-                sync_bucket_mb=t.vllm_sync_bucket_mb, seed=0, world_size=1,
+                folder,
+                eos_ids=trainer.eos_ids,
+                dtype="bfloat16",
+                max_model_len=t.max_prompt_tokens + t.max_new_tokens,
+                max_num_seqs=samples,
+                gpu_memory_utilization=t.vllm_gpu_memory_utilization,
+                sleep=False,
+                sync_bucket_mb=t.vllm_sync_bucket_mb,
+                seed=0,
+                world_size=1,
             )
-        )  # fmt: skip
+        )
         _, sync_s = _timed(lambda: engine.sync_weights(model))
     requests = [RolloutRequest(trainer.prompts_for_step(1)[:samples], batch_seed(0, 1, 0))]
     engine.generate(requests, trainer.params)  # warm-up
@@ -101,14 +107,26 @@ def bench_vllm(trainer: Trainer, samples: int) -> dict[str, Any]:
 
 def bench_shape(model: str, samples: int, new_tokens: int, micro: int, with_vllm: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(None, {
-            "model.path": model, "train.prompts": "builtin:demo", "run.out_dir": out,
-            "train.rollouts_per_step": samples, "train.rollout_batch_size": samples, "train.micro_batch_size": micro,
-            "train.max_new_tokens": new_tokens, "train.temperature": 0.5, "train.top_p": 0.95,
-            "train.repetition_penalty": 1.15, "train.loss_temperature": 0.5, "train.static_cache": "on",
-            "train.learning_rate": 1e-12,  # timing only: keep the weights (and so the sample lengths) unchanged
-            "train.precision": "bf16", "model.dtype": "bfloat16",
-        })  # fmt: skip
+        cfg = load_config(
+            None,
+            {
+                "model.path": model,
+                "train.prompts": "builtin:demo",
+                "run.out_dir": out,
+                "train.rollouts_per_step": samples,
+                "train.rollout_batch_size": samples,
+                "train.micro_batch_size": micro,
+                "train.max_new_tokens": new_tokens,
+                "train.temperature": 0.5,
+                "train.top_p": 0.95,
+                "train.repetition_penalty": 1.15,
+                "train.loss_temperature": 0.5,
+                "train.static_cache": "on",
+                "train.learning_rate": 1e-12,  # timing only: keep the weights (and so the sample lengths) unchanged
+                "train.precision": "bf16",
+                "model.dtype": "bfloat16",
+            },
+        )
         trainer = Trainer(cfg)
         graphs = compiled_graphs()
         _, warm_s = _timed(lambda: trainer.train_step(1))  # compiles the decode graph

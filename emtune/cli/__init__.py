@@ -81,14 +81,19 @@ def main() -> None:
         where = f" ({err.filename})" if err.filename else ""
         _stderr.print(
             f"[red]error:[/red] {err.strerror or err}{where}; {_ENVIRONMENT_ERRNOS[err.errno]}",
-            highlight=False, markup=True, soft_wrap=True,
-        )  # fmt: skip
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
+        )
         sys.exit(2)
     except Stopped as stop:
         _stderr.print(
             f"[red]error:[/red] stopped by {stop.signal_name}; what was complete is kept (rerun, or train with "
-            "--resume, to continue)", highlight=False, markup=True, soft_wrap=True,
-        )  # fmt: skip
+            "--resume, to continue)",
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
+        )
         _exit_now_if_threads_remain(128 + stop.signum)
         sys.exit(128 + stop.signum)
     finally:

@@ -38,9 +38,14 @@ def em_step(
     console = Console()
     for name, prompts, tokens in runs:
         result = run(
-            model=name, samples=samples, new_tokens=tokens, repeats=repeats, prompts=prompts,
-            baseline_micro_batches=baseline_micro_batches, precision=precision,
-        )  # fmt: skip
+            model=name,
+            samples=samples,
+            new_tokens=tokens,
+            repeats=repeats,
+            prompts=prompts,
+            baseline_micro_batches=baseline_micro_batches,
+            precision=precision,
+        )
         table = Table(
             title=f"EM step: {name}, {samples} samples x up to {tokens} tokens, {result['device']}, "
             f"median of {repeats} interleaved"

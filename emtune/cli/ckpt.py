@@ -141,15 +141,27 @@ def bench_store(
     from emtune.store.bench import run_bench
 
     table = Table(
-        "server", "MB", "put_object MB/s", "push MB/s", "push ×", "get_object MB/s", "pull MB/s", "pull ×",
+        "server",
+        "MB",
+        "put_object MB/s",
+        "push MB/s",
+        "push ×",
+        "get_object MB/s",
+        "pull MB/s",
+        "pull ×",
         title="emtune bench store (× = store / single-stream baseline, same bytes, same server)",
-    )  # fmt: skip
+    )
     for row in run_bench(_store_config(config, sets, None), size_mb=size_mb, files=files, servers=servers):
         table.add_row(
-            row.server, f"{row.megabytes:.0f}", f"{row.put_mbps:.0f}", f"{row.push_mbps:.0f}",
-            f"{row.push_mbps / row.put_mbps:.2f}", f"{row.get_mbps:.0f}", f"{row.pull_mbps:.0f}",
+            row.server,
+            f"{row.megabytes:.0f}",
+            f"{row.put_mbps:.0f}",
+            f"{row.push_mbps:.0f}",
+            f"{row.push_mbps / row.put_mbps:.2f}",
+            f"{row.get_mbps:.0f}",
+            f"{row.pull_mbps:.0f}",
             f"{row.pull_mbps / row.get_mbps:.2f}",
-        )  # fmt: skip
+        )
     _out.print(table)
 
 
@@ -163,9 +175,12 @@ def bench_ckpt_bytes(
 
     rows = run_bench(steps=steps, state_every=state_every)
     table = Table(
-        "step", "step folder (pushed = pulled before)", "pushed now", "pulled now (evaluation)",
+        "step",
+        "step folder (pushed = pulled before)",
+        "pushed now",
+        "pulled now (evaluation)",
         title=f"emtune bench ckpt-bytes: tiny model, {steps} steps, store.state_every {state_every}",
-    )  # fmt: skip
+    )
     for row in rows:
         table.add_row(str(row.step), f"{row.folder:,}", f"{row.pushed:,}", f"{row.pulled:,}")
     before = sum(row.folder for row in rows)

@@ -48,9 +48,15 @@ def eval_command(
     cfg = build_config(
         config,
         sets,
-        {"eval.benchmarks": _split(benchmarks), "eval.backend": backend, "eval.n": n, "eval.temperature": temperature,
-         "eval.max_new_tokens": max_new_tokens, "eval.limit": limit},
-    )  # fmt: skip
+        {
+            "eval.benchmarks": _split(benchmarks),
+            "eval.backend": backend,
+            "eval.n": n,
+            "eval.temperature": temperature,
+            "eval.max_new_tokens": max_new_tokens,
+            "eval.limit": limit,
+        },
+    )
     from emtune.evaluate.runner import RESULTS_FILE, run
 
     folder = run(cfg, model or [cfg.model.path], out=out, overwrite=overwrite, resume=resume)
@@ -59,8 +65,15 @@ def eval_command(
     for column in ("checkpoint", "step", "benchmark", "accuracy", "timeouts", "mean tokens", "tokens/s"):
         table.add_column(column)
     for r in results:
-        table.add_row(r["label"], str(r["step"]), r["benchmark"], f"{100 * r['accuracy']:.1f}", str(r["timeouts"]),
-                      f"{r['mean_tokens']:.1f}", f"{r['tokens_per_s']:.0f}")  # fmt: skip
+        table.add_row(
+            r["label"],
+            str(r["step"]),
+            r["benchmark"],
+            f"{100 * r['accuracy']:.1f}",
+            str(r["timeouts"]),
+            f"{r['mean_tokens']:.1f}",
+            f"{r['tokens_per_s']:.0f}",
+        )
     _console.print(table)
 
 

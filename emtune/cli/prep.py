@@ -41,11 +41,21 @@ def prep(
 ) -> None:
     """Read, validate, dedupe and select problems; write prompts.parquet and manifest.json."""
     flags = {
-        "data.source": source, "data.mode": mode, "data.index": index, "data.id": problem_id, "data.text": text,
-        "data.sample": sample, "data.seed": seed, "data.shard": shard, "data.field": field,
-        "data.id_field": id_field, "data.answer_field": answer_field, "data.format": source_format,
-        "data.prompt_format": prompt_format, "data.output": out and str(out),
-    }  # fmt: skip
+        "data.source": source,
+        "data.mode": mode,
+        "data.index": index,
+        "data.id": problem_id,
+        "data.text": text,
+        "data.sample": sample,
+        "data.seed": seed,
+        "data.shard": shard,
+        "data.field": field,
+        "data.id_field": id_field,
+        "data.answer_field": answer_field,
+        "data.format": source_format,
+        "data.prompt_format": prompt_format,
+        "data.output": out and str(out),
+    }
     cfg = build_config(config, sets, flags)
     from emtune.data.prep import run
 

@@ -49,9 +49,16 @@ def _spec_for(name: str, folder: Path) -> tuple[dict[str, object] | None, str]:
     if question is None or answer is None:
         missing = "question" if question is None else "answer"
         return None, f"no {missing} field among {', '.join(table.columns)}"
-    spec = {"name": name, "kind": "math", "description": f"{name} (harness data folder)", "source": str(folder),
-            "count": len(table.records), "question_field": question, "answer": [answer],
-            "id_field": ["id", "idx"]}  # fmt: skip
+    spec = {
+        "name": name,
+        "kind": "math",
+        "description": f"{name} (harness data folder)",
+        "source": str(folder),
+        "count": len(table.records),
+        "question_field": question,
+        "answer": [answer],
+        "id_field": ["id", "idx"],
+    }
     return spec, ""
 
 

@@ -17,9 +17,27 @@ from emtune.errors import DataError
 
 MIN_PEOPLE, MAX_PEOPLE = 2, 8
 NAMES = (
-    "Alice", "Bob", "Chloe", "David", "Emma", "Felix", "Grace", "Henry", "Isla", "Jack", "Kate", "Liam",
-    "Mia", "Noah", "Olivia", "Peter", "Quinn", "Ruby", "Sam", "Tara",
-)  # fmt: skip
+    "Alice",
+    "Bob",
+    "Chloe",
+    "David",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Henry",
+    "Isla",
+    "Jack",
+    "Kate",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olivia",
+    "Peter",
+    "Quinn",
+    "Ruby",
+    "Sam",
+    "Tara",
+)
 _CONNECTIVES = ("and", "or", "iff", "implies")
 _MAX_ATTEMPTS = 100_000
 
@@ -77,8 +95,12 @@ def _clause(names: Sequence[str], statement: Statement) -> str:
         inner = statement[1]
         return f"{names[inner[1]]} is not {_kind(inner[2])}"
     left, right = _clause(names, statement[1]), _clause(names, statement[2])
-    return {"and": f"{left} and {right}", "or": f"{left} or {right}", "iff": f"{left} if and only if {right}",
-            "implies": f"if {left}, then {right}"}[op]  # fmt: skip
+    return {
+        "and": f"{left} and {right}",
+        "or": f"{left} or {right}",
+        "iff": f"{left} if and only if {right}",
+        "implies": f"if {left}, then {right}",
+    }[op]
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -133,6 +155,13 @@ def puzzle_rows(people: int, count: int, seed: int) -> list[dict[str, Any]]:
         seen.add(question)
         (solution,) = puzzle.solutions()
         gold = format_assignment(puzzle.names, solution)
-        rows.append({"id": f"kk-{people}-{len(rows)}", "question": question, "names": puzzle.names,
-                     "statements": puzzle.statements, "solution": gold})  # fmt: skip
+        rows.append(
+            {
+                "id": f"kk-{people}-{len(rows)}",
+                "question": question,
+                "names": puzzle.names,
+                "statements": puzzle.statements,
+                "solution": gold,
+            }
+        )
     return rows

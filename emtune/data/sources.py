@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 FILE_FORMATS = ("parquet", "jsonl", "json", "csv")
 _SUFFIX_FORMATS = {
-    ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
-}  # fmt: skip
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+}
 
 
 class SourceNotFound(DataError):

@@ -62,8 +62,14 @@ def _vllm_rate(cfg: RunConfig, model: str, spec: Path, out: Path) -> float:
 
 
 def _grading_items(count: int) -> list[tuple[str, str]]:
-    forms = [(r"\frac{1}{2}", "0.5"), (r"3\sqrt{2}", r"\sqrt{18}"), ("(x+1)^2", "x^2+2x+1"), ("[0,1)", "(0,1)"),
-             (r"10\%", "10"), (r"\text{(B)}", "C")]  # fmt: skip
+    forms = [
+        (r"\frac{1}{2}", "0.5"),
+        (r"3\sqrt{2}", r"\sqrt{18}"),
+        ("(x+1)^2", "x^2+2x+1"),
+        ("[0,1)", "(0,1)"),
+        (r"10\%", "10"),
+        (r"\text{(B)}", "C"),
+    ]
     return [(f"so the answer is \\boxed{{{pred}}}", gold) for gold, pred in (forms * count)[:count]]
 
 

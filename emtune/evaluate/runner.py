@@ -105,10 +105,19 @@ def _graded_records(
         for sample, (completion, text) in enumerate(zip(row, row_texts, strict=True)):
             grade = next(grades)
             records.append(
-                {"id": item.id, "sample": sample, "prompt": prompt, "completion": text, "extracted": grade.extracted,
-                 "gold": item.gold, "correct": grade.correct, "timed_out": grade.timed_out,
-                 "tokens": len(completion.token_ids), "finish_reason": completion.finish_reason}
-            )  # fmt: skip
+                {
+                    "id": item.id,
+                    "sample": sample,
+                    "prompt": prompt,
+                    "completion": text,
+                    "extracted": grade.extracted,
+                    "gold": item.gold,
+                    "correct": grade.correct,
+                    "timed_out": grade.timed_out,
+                    "tokens": len(completion.token_ids),
+                    "finish_reason": completion.finish_reason,
+                }
+            )
     return records
 
 
@@ -185,8 +194,13 @@ def _evaluate(
         atomic_write_json(tmp / METRICS_FILE, metrics)
     log.info(
         "%s on %s: accuracy %.1f%% (%d items, %d timeouts, %.0f tok/s)",
-        ref.label, benchmark.name, 100 * metrics["accuracy"], len(items), metrics["timeouts"], metrics["tokens_per_s"],
-    )  # fmt: skip
+        ref.label,
+        benchmark.name,
+        100 * metrics["accuracy"],
+        len(items),
+        metrics["timeouts"],
+        metrics["tokens_per_s"],
+    )
     return metrics
 
 

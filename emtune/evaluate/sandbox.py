@@ -148,15 +148,26 @@ class Sandbox:
             program = workdir / _PROGRAM
             program.write_text(source, encoding="utf-8")
             settings = {
-                "workdir": str(workdir), "program": str(program), "python": self.python, "uid": uid,
-                "isolate_network": isolate_network, "cpu_s": cfg.cpu_s, "memory_bytes": cfg.memory_mb << 20,
-                "file_bytes": cfg.file_size_mb << 20, "processes": cfg.max_processes,
-            }  # fmt: skip
+                "workdir": str(workdir),
+                "program": str(program),
+                "python": self.python,
+                "uid": uid,
+                "isolate_network": isolate_network,
+                "cpu_s": cfg.cpu_s,
+                "memory_bytes": cfg.memory_mb << 20,
+                "file_bytes": cfg.file_size_mb << 20,
+                "processes": cfg.max_processes,
+            }
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(settings)],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=workdir,
-                env=self._env(workdir), start_new_session=True, close_fds=True,
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                env=self._env(workdir),
+                start_new_session=True,
+                close_fds=True,
+            )
             timed_out = False
             try:
                 returncode: int | None = process.wait(timeout=cfg.timeout_s)

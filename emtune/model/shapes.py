@@ -13,13 +13,34 @@ from emtune.errors import ModelError
 RANDOM_PREFIX = "random:"
 # Public architecture hyper-parameters of the Qwen2.5-Math models, plus a small big-vocabulary shape.
 SHAPES: dict[str, dict[str, Any]] = {
-    "qwen2.5-math-1.5b": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
-                              intermediate_size=8960, vocab_size=151936, tie_word_embeddings=True),
-    "qwen2.5-math-7b": dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-                            intermediate_size=18944, vocab_size=152064, tie_word_embeddings=False),
-    "qwen2-small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                        intermediate_size=512, vocab_size=151936, tie_word_embeddings=True),
-}  # fmt: skip
+    "qwen2.5-math-1.5b": dict(
+        hidden_size=1536,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        intermediate_size=8960,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "qwen2.5-math-7b": dict(
+        hidden_size=3584,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        intermediate_size=18944,
+        vocab_size=152064,
+        tie_word_embeddings=False,
+    ),
+    "qwen2-small": dict(
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=512,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+}
 
 
 def random_model(spec: str, dtype: torch.dtype, pad_id: int, eos_id: int, seed: int = 0) -> Qwen2ForCausalLM:

@@ -69,8 +69,10 @@ def _warn_missing_pairs(inputs: list[Path], found: set[tuple[str, str]]) -> None
     if missing:
         log.warning(
             "the report is missing %d planned pair(s), left out by an interrupted eval: %s; rerun that eval with "
-            "--resume to complete them", len(missing), ", ".join(f"{label} on {bench}" for label, bench in missing),
-        )  # fmt: skip
+            "--resume to complete them",
+            len(missing),
+            ", ".join(f"{label} on {bench}" for label, bench in missing),
+        )
 
 
 def collect_training(inputs: list[Path], extra: list[Path] | None = None) -> dict[str, list[dict[str, Any]]]:

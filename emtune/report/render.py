@@ -107,8 +107,11 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _intro(table: ResultsTable, results: list[dict[str, Any]]) -> str:
-    base = f"Deltas in parentheses are percentage points against {table.baseline}." if table.baseline else (
-        "No step-0 checkpoint was evaluated, so no deltas are shown.")  # fmt: skip
+    base = (
+        f"Deltas in parentheses are percentage points against {table.baseline}."
+        if table.baseline
+        else ("No step-0 checkpoint was evaluated, so no deltas are shown.")
+    )
     text = f"Accuracy (%) per benchmark and checkpoint; '{AVERAGE}' is the unweighted mean over benchmarks. {base}"
     if scored_counts(results):
         text += " eval.limit was set: '(N of M)' is how many of a benchmark's items were scored."

@@ -224,19 +224,38 @@ class CheckpointStore(ABC):
 
     # ----------------------------------------------------------------------------------- push
     def push(
-        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
-        kind: str = "step", with_state: bool = False,
-    ) -> str:  # fmt: skip
+        self,
+        local_step_dir: Path,
+        step: int,
+        *,
+        run_id: str,
+        config_hash: str,
+        metrics: dict[str, Any],
+        kind: str = "step",
+        with_state: bool = False,
+    ) -> str:
         """Upload a local step folder and commit it; returns the step's URI."""
         return self.upload_step(
-            local_step_dir, step, run_id=run_id, config_hash=config_hash, metrics=metrics, kind=kind,
+            local_step_dir,
+            step,
+            run_id=run_id,
+            config_hash=config_hash,
+            metrics=metrics,
+            kind=kind,
             with_state=with_state,
-        ).uri  # fmt: skip
+        ).uri
 
     def upload_step(
-        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
-        kind: str = "step", with_state: bool = False,
-    ) -> PushResult:  # fmt: skip
+        self,
+        local_step_dir: Path,
+        step: int,
+        *,
+        run_id: str,
+        config_hash: str,
+        metrics: dict[str, Any],
+        kind: str = "step",
+        with_state: bool = False,
+    ) -> PushResult:
         """The resume state if asked, the model files (never `trainer_state/`), the step's manifest (the commit,
         naming both), then `latest`.
 
@@ -280,13 +299,20 @@ class CheckpointStore(ABC):
         uri = self.step_uri(step)
         log.info(
             "pushed %s%s: %d files sent (%.1f MB), %d already present",
-            uri, " with its resume state" if with_state else "", model.uploaded + state.uploaded,
-            (model.sent_bytes + state.sent_bytes) / 1e6, model.skipped + state.skipped,
-        )  # fmt: skip
+            uri,
+            " with its resume state" if with_state else "",
+            model.uploaded + state.uploaded,
+            (model.sent_bytes + state.sent_bytes) / 1e6,
+            model.skipped + state.skipped,
+        )
         return PushResult(
-            uri, model.uploaded + state.uploaded, model.skipped + state.skipped,
-            model.sent_bytes + state.sent_bytes, False, state.sent_bytes,
-        )  # fmt: skip
+            uri,
+            model.uploaded + state.uploaded,
+            model.skipped + state.skipped,
+            model.sent_bytes + state.sent_bytes,
+            False,
+            state.sent_bytes,
+        )
 
     def _upload_files(self, prefix: str, entries: list[tuple[Path, FileEntry]]) -> _SetResult:
         """Send the files not already present under `prefix` with the same size and sha256 (a rerun resumes)."""

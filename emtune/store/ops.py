@@ -75,9 +75,14 @@ def push_folder(local_step_dir: Path, uri: str, cfg: StoreConfig, step: int | No
         log.info("%s has no %s: pushing it as a model-only step (evaluable, not resumable)", local_step_dir, MARKER)
     store = open_store(run_uri, cfg)
     return store.upload_step(
-        local_step_dir, chosen[0], run_id=info.run_id, config_hash=info.config_hash, metrics=info.metrics,
-        kind="step" if info.sealed else "model", with_state=info.sealed and info.has_state,
-    )  # fmt: skip
+        local_step_dir,
+        chosen[0],
+        run_id=info.run_id,
+        config_hash=info.config_hash,
+        metrics=info.metrics,
+        kind="step" if info.sealed else "model",
+        with_state=info.sealed and info.has_state,
+    )
 
 
 def resolve_step(uri: str, cfg: StoreConfig) -> tuple[CheckpointStore, int]:

@@ -63,9 +63,15 @@ class BackgroundPusher:
             return list(self._pending)
 
     def submit(
-        self, local_step_dir: Path, step: int, *, run_id: str, config_hash: str, metrics: dict[str, Any],
+        self,
+        local_step_dir: Path,
+        step: int,
+        *,
+        run_id: str,
+        config_hash: str,
+        metrics: dict[str, Any],
         with_state: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if self._closed:
             raise StoreError("this BackgroundPusher is closed; open a new one to push more steps")
         self._raise_failures()
@@ -101,8 +107,10 @@ class BackgroundPusher:
             self._abandoned = True  # the worker drops what it has not started once the current push ends
             log.warning(
                 "stop deadline reached: abandoned the push of step(s) %s to %s (incomplete there; the next push "
-                "of a step replaces it)", left, self.store.root_uri,
-            )  # fmt: skip
+                "of a step replaces it)",
+                left,
+                self.store.root_uri,
+            )
         return left
 
     def _raise_failures(self) -> None:
@@ -129,9 +137,13 @@ class BackgroundPusher:
 
     def _push(self, job: _Job) -> None:
         self.store.push(
-            job.local_step_dir, job.step, run_id=job.run_id, config_hash=job.config_hash, metrics=job.metrics,
+            job.local_step_dir,
+            job.step,
+            run_id=job.run_id,
+            config_hash=job.config_hash,
+            metrics=job.metrics,
             with_state=job.with_state,
-        )  # fmt: skip
+        )
         with self._lock:
             self._pending.remove(job.step)
             protect = set(self._pending)

@@ -21,12 +21,23 @@ from emtune.store.layout import (
     parse_step_name,
     partial_name,
     step_name,
-)  # fmt: skip
+)
 
 __all__ = [
-    "MARKER", "STATE_DIR", "STATE_FILE", "clean_partials", "complete_steps", "has_state", "partial_dir", "prune",
-    "prune_states", "read_marker", "read_state", "seal", "step_dir",
-]  # fmt: skip
+    "MARKER",
+    "STATE_DIR",
+    "STATE_FILE",
+    "clean_partials",
+    "complete_steps",
+    "has_state",
+    "partial_dir",
+    "prune",
+    "prune_states",
+    "read_marker",
+    "read_state",
+    "seal",
+    "step_dir",
+]
 
 
 def step_dir(run_dir: Path, step: int) -> Path:

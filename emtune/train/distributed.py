@@ -54,9 +54,12 @@ def build_optimizer(parameters: list[torch.nn.Parameter], cfg: TrainConfig, on_g
 
         return DummyOptim(parameters, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(
-        parameters, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+        parameters,
+        lr=cfg.learning_rate,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
         weight_decay=cfg.weight_decay,
-    )  # fmt: skip
+    )
 
 
 def deepspeed_config(cfg: TrainConfig, geometry: Geometry, on_gpu: bool) -> dict[str, Any]:
@@ -87,10 +90,12 @@ def deepspeed_config(cfg: TrainConfig, geometry: Geometry, on_gpu: bool) -> dict
         config["optimizer"] = {
             "type": "AdamW",
             "params": {
-                "lr": cfg.learning_rate, "betas": [cfg.adam_beta1, cfg.adam_beta2], "eps": cfg.adam_eps,
+                "lr": cfg.learning_rate,
+                "betas": [cfg.adam_beta1, cfg.adam_beta2],
+                "eps": cfg.adam_eps,
                 "weight_decay": cfg.weight_decay,
             },
-        }  # fmt: skip
+        }
     return config
 
 

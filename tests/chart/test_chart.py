@@ -411,8 +411,14 @@ def test_the_registry_settings_reach_the_pipeline_config() -> None:
     """registry.* turns the promote step on with its endpoint; the credentials' Secret reaches the promote pod."""
     from emtune.config import validate_config
 
-    extra = ("--set", "registry.kind=mlflow", "--set", "registry.uri=http://mlflow.team:5000",
-             "--set", "secrets.registry.existingSecret=mlflow-creds")  # fmt: skip
+    extra = (
+        "--set",
+        "registry.kind=mlflow",
+        "--set",
+        "registry.uri=http://mlflow.team:5000",
+        "--set",
+        "secrets.registry.existingSecret=mlflow-creds",
+    )
     cfg = validate_config(registration_config(render("default", *extra)))
     assert cfg.promote.enabled and cfg.promote.registry == "mlflow"
     assert cfg.promote.registry_uri == "http://mlflow.team:5000" and cfg.promote.model_name == "emtune"

@@ -36,14 +36,28 @@ def test_an_http_route_needs_a_parent() -> None:
     bare = helm("template", "emtune", str(CHART), "-n", NAMESPACE, "--set", "dashboard.httpRoute.enabled=true")
     assert bare.returncode != 0 and "parentRefs" in bare.stderr, bare.stderr
     empty = helm(
-        "template", "emtune", str(CHART), "-n", NAMESPACE, "--set", "dashboard.httpRoute.enabled=true",
-        "--set-json", "dashboard.httpRoute.parentRefs=[]",
-    )  # fmt: skip
+        "template",
+        "emtune",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--set",
+        "dashboard.httpRoute.enabled=true",
+        "--set-json",
+        "dashboard.httpRoute.parentRefs=[]",
+    )
     assert empty.returncode != 0 and "parentRefs" in empty.stderr, empty.stderr
     given = helm(
-        "template", "emtune", str(CHART), "-n", NAMESPACE, "--set", "dashboard.httpRoute.enabled=true",
-        "--set-json", 'dashboard.httpRoute.parentRefs=[{"name":"gw","namespace":"gateways"}]',
-    )  # fmt: skip
+        "template",
+        "emtune",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--set",
+        "dashboard.httpRoute.enabled=true",
+        "--set-json",
+        'dashboard.httpRoute.parentRefs=[{"name":"gw","namespace":"gateways"}]',
+    )
     assert given.returncode == 0, given.stderr
 
 

@@ -21,14 +21,29 @@ BENCHMARKS = {"humaneval": "code", "kk-4": "logic", "math500": "math"}
 @pytest.mark.slow
 def test_local_pipeline_with_code_logic_and_maths_benchmarks(tmp_path: Path) -> None:
     evaluation = {
-        **TINY_RUN["eval"], "benchmarks": list(BENCHMARKS), "check_count": False, "benchmark_sampling": False,
-        "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
-                    "math500": str(FIXTURES / "math500-mini.jsonl")},
-    }  # fmt: skip
+        **TINY_RUN["eval"],
+        "benchmarks": list(BENCHMARKS),
+        "check_count": False,
+        "benchmark_sampling": False,
+        "sources": {
+            "humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
+            "math500": str(FIXTURES / "math500-mini.jsonl"),
+        },
+    }
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**TINY_RUN, "run": {"name": "kinds", "seed": 0}, "eval": evaluation}))
-    command = [sys.executable, "-m", "emtune", "pipeline", "run", "--local", "--config", str(config),
-               "--runs-root", str(tmp_path / "runs")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "emtune",
+        "pipeline",
+        "run",
+        "--local",
+        "--config",
+        str(config),
+        "--runs-root",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
 

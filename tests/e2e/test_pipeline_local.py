@@ -24,8 +24,18 @@ def test_local_pipeline_run(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(E2E_RUN), encoding="utf-8")
     runs_root = tmp_path / "runs"
-    command = [sys.executable, "-m", "emtune", "pipeline", "run", "--local", "--config", str(config),
-               "--runs-root", str(runs_root)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "emtune",
+        "pipeline",
+        "run",
+        "--local",
+        "--config",
+        str(config),
+        "--runs-root",
+        str(runs_root),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     printed = proc.stdout

@@ -53,8 +53,21 @@ def test_a_full_disk_during_save_is_one_line_and_leaves_no_step(tmpfs, tmp_path)
 @pytest.mark.faults
 def test_a_read_only_eval_output_is_one_line(tmpfs, tmp_path, tiny_model_dir):
     disk = tmpfs("readonly", "ro,size=1m")
-    process = start(["eval", "--model", str(tiny_model_dir), "--benchmarks", "demo-arith", "--out",
-                     str(disk / "eval"), "--set", "eval.backend=hf", "--set", "eval.limit=1"])  # fmt: skip
+    process = start(
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--benchmarks",
+            "demo-arith",
+            "--out",
+            str(disk / "eval"),
+            "--set",
+            "eval.backend=hf",
+            "--set",
+            "eval.limit=1",
+        ]
+    )
     err = finish(process, timeout=180)
 
     assert process.returncode == 2, err[-2000:]

@@ -19,9 +19,16 @@ def test_submit_to_a_silent_kfp_host_ends_at_the_call_deadline(tmp_path):
     package = tmp_path / "pipeline.yaml"
     package.write_text("{}")
     request = SubmitRequest(
-        host=f"http://127.0.0.1:{server.getsockname()[1]}", namespace="kubeflow", experiment="e", pipeline_name="p",
-        version_name="v", run_name="r", params={}, package=package, call_deadline_s=1.5,
-    )  # fmt: skip
+        host=f"http://127.0.0.1:{server.getsockname()[1]}",
+        namespace="kubeflow",
+        experiment="e",
+        pipeline_name="p",
+        version_name="v",
+        run_name="r",
+        params={},
+        package=package,
+        call_deadline_s=1.5,
+    )
     started = time.monotonic()
     try:
         with pytest.raises(PipelineError, match=r"did not answer .* within 1\.5 s"):

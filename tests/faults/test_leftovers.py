@@ -55,9 +55,23 @@ def test_an_interrupted_eval_resumes_from_its_completed_pairs_and_report_names_t
     tmp_path, tiny_model_dir, caplog
 ):
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(tiny_model_dir), "--benchmarks", "demo-arith,demo-algebra", "--out", str(out),
-            "--set", "eval.backend=hf", "--set", "eval.limit=1", "--set", "eval.n=1",
-            "--max-new-tokens", "4"]  # fmt: skip
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--benchmarks",
+        "demo-arith,demo-algebra",
+        "--out",
+        str(out),
+        "--set",
+        "eval.backend=hf",
+        "--set",
+        "eval.limit=1",
+        "--set",
+        "eval.n=1",
+        "--max-new-tokens",
+        "4",
+    ]
     beacon = tmp_path / "beacon"
     first = start(argv, pause="output-written@2", beacon=beacon)  # the second pair written, not renamed
     wait_for(beacon, first)

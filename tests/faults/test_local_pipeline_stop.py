@@ -19,8 +19,17 @@ def test_a_stopped_local_run_stops_its_tasks_and_says_stopped(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**TINY_RUN, "train": {**TINY_RUN["train"], "stop_grace_s": 5.0}}))
     beacon = tmp_path / "beacon"
-    argv = ["pipeline", "run", "--local", "--config", str(config), "--runs-root", str(tmp_path / "runs"),
-            "--run-id", "r1"]  # fmt: skip
+    argv = [
+        "pipeline",
+        "run",
+        "--local",
+        "--config",
+        str(config),
+        "--runs-root",
+        str(tmp_path / "runs"),
+        "--run-id",
+        "r1",
+    ]
     runner = start(argv, pause="rollout", beacon=beacon)  # the train task parks in its first rollout
     wait_for(beacon, runner, timeout=300)
     task_pid = int(beacon.read_text().split()[1])

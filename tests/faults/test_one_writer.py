@@ -42,8 +42,14 @@ def test_a_used_run_id_is_refused_and_its_record_kept(tmp_path):
     cfg = load_config(None, TINY_RUN)
     run_dir = tmp_path / "runs" / "same"
     run_dir.mkdir(parents=True)
-    record = {"run_id": "same", "run_dir": str(run_dir), "status": "succeeded", "config": "c", "config_hash": "h",
-              "created_at": "2026-12-04T20:00:00+00:00"}  # fmt: skip
+    record = {
+        "run_id": "same",
+        "run_dir": str(run_dir),
+        "status": "succeeded",
+        "config": "c",
+        "config_hash": "h",
+        "created_at": "2026-12-04T20:00:00+00:00",
+    }
     (run_dir / RECORD_FILE).write_text(json.dumps(record))
 
     with pytest.raises(ConfigError, match=r"run id 'same' is already used .*\(its run is succeeded\)"):
@@ -54,8 +60,15 @@ def test_a_used_run_id_is_refused_and_its_record_kept(tmp_path):
 def test_a_running_record_whose_process_is_gone_reads_failed(tmp_path):
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True)
-    record = {"run_id": "r1", "run_dir": str(run_dir), "status": "running", "config": "c", "config_hash": "h",
-              "created_at": "2026-12-04T20:00:00+00:00", "pid": 999999}  # fmt: skip
+    record = {
+        "run_id": "r1",
+        "run_dir": str(run_dir),
+        "status": "running",
+        "config": "c",
+        "config_hash": "h",
+        "created_at": "2026-12-04T20:00:00+00:00",
+        "pid": 999999,
+    }
     (run_dir / RECORD_FILE).write_text(json.dumps(record))
 
     with exclusive_lock(run_dir, "pipeline run folder"):  # a live runner holds it
@@ -73,8 +86,9 @@ def test_a_second_trainer_and_a_resume_beside_a_live_run_are_refused(tmp_path, c
     run_dir = tmp_path / "run"
     cfg = tiny_config(run_dir, **{"train.max_steps": 3})
     beacon = tmp_path / "beacon"
-    first = start(["train", "--config", str(write_config(cfg, tmp_path / "run.yaml"))], pause="rollout@2",
-                  beacon=beacon)  # fmt: skip
+    first = start(
+        ["train", "--config", str(write_config(cfg, tmp_path / "run.yaml"))], pause="rollout@2", beacon=beacon
+    )
     wait_for(beacon, first)  # step 1 is sealed, step 2 under way
 
     for resume in (False, True):

@@ -34,9 +34,13 @@ def test_sigterm_then_a_lost_disk_resumes_from_the_store_exactly(
     # The final push: the last pushes take seconds at 2 MB/s; the stop lands while close() waits for them.
     grace_s = 20.0 if point == "final-push" else GRACE_S
     settings = {
-        "train.max_steps": STEPS, "train.stop_grace_s": grace_s, "store.uri": uri,
-        "store.endpoint_url": s3_server.endpoint_url, "store.path_style": True, "store.state_every": 1,
-    }  # fmt: skip
+        "train.max_steps": STEPS,
+        "train.stop_grace_s": grace_s,
+        "store.uri": uri,
+        "store.endpoint_url": s3_server.endpoint_url,
+        "store.path_style": True,
+        "store.state_every": 1,
+    }
     if point == "final-push":
         settings["store.max_bandwidth_mbps"] = 2.0
     cfg = tiny_config(run_dir, **settings)

@@ -34,9 +34,16 @@ def bucket(moto_s3_server, use_s3_server, new_bucket) -> str:
 
 
 def through(proxy: FaultProxy, **changes) -> StoreConfig:
-    settings = {"endpoint_url": proxy.endpoint_url, "path_style": True, "max_attempts": 2, "connect_timeout_s": 1.0,
-                "read_timeout_s": 3.0, "request_deadline_s": DEADLINE_S, "multipart_threshold_mb": 5,
-                "part_size_mb": 5}  # fmt: skip
+    settings = {
+        "endpoint_url": proxy.endpoint_url,
+        "path_style": True,
+        "max_attempts": 2,
+        "connect_timeout_s": 1.0,
+        "read_timeout_s": 3.0,
+        "request_deadline_s": DEADLINE_S,
+        "multipart_threshold_mb": 5,
+        "part_size_mb": 5,
+    }
     return StoreConfig(**{**settings, **changes})
 
 

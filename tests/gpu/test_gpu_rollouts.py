@@ -34,12 +34,23 @@ def test_static_cache_decoding_is_compiled_once_survives_updates_and_matches_eag
     from emtune.train.trainer import Trainer
 
     batch = 16
-    cfg = load_config(None, {
-        "model.path": "builtin:tiny", "train.prompts": "builtin:demo", "run.out_dir": str(tmp_path / "run"),
-        "train.max_steps": 3, "train.rollouts_per_step": batch, "train.rollout_batch_size": batch,
-        "train.micro_batch_size": 8, "train.max_new_tokens": 32, "train.learning_rate": 1e-3,
-        "train.static_cache": "auto", "train.temperature": 1.0, "train.top_p": 1.0,
-    })  # fmt: skip
+    cfg = load_config(
+        None,
+        {
+            "model.path": "builtin:tiny",
+            "train.prompts": "builtin:demo",
+            "run.out_dir": str(tmp_path / "run"),
+            "train.max_steps": 3,
+            "train.rollouts_per_step": batch,
+            "train.rollout_batch_size": batch,
+            "train.micro_batch_size": 8,
+            "train.max_new_tokens": 32,
+            "train.learning_rate": 1e-3,
+            "train.static_cache": "auto",
+            "train.temperature": 1.0,
+            "train.top_p": 1.0,
+        },
+    )
     trainer = Trainer(cfg)
     assert trainer.engine.static_cache
     torch._dynamo.reset()
@@ -58,15 +69,22 @@ def test_static_cache_decoding_is_compiled_once_survives_updates_and_matches_eag
     ids, mask = ids.cuda(), mask.cuda()
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=32, min_new_tokens=32,
-            cache_implementation="static", output_logits=True, return_dict_in_generate=True,
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=32,
+            min_new_tokens=32,
+            cache_implementation="static",
+            output_logits=True,
+            return_dict_in_generate=True,
             pad_token_id=trainer.tokenizer.pad_token_id,
-        )  # fmt: skip
+        )
         assert compiled_graphs() == after_first, "a greedy call of the same shape recompiled"
         full_mask = torch.cat([mask, torch.ones_like(out.sequences[:, ids.shape[1] :])], dim=1)
         eager = model(
-            input_ids=out.sequences, attention_mask=full_mask,
+            input_ids=out.sequences,
+            attention_mask=full_mask,
             position_ids=(full_mask.cumsum(1) - 1).clamp(min=0),
-        ).logits[:, ids.shape[1] - 1 : -1]  # fmt: skip
+        ).logits[:, ids.shape[1] - 1 : -1]
     compiled = torch.stack(out.logits, dim=1)
     assert torch.allclose(compiled.float(), eager.float(), atol=2e-3, rtol=2e-3), (compiled - eager).abs().max()

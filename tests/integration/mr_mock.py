@@ -64,8 +64,9 @@ def mr_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfpMock]:
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             [str(prism), "mock", "--host", "127.0.0.1", "--port", str(port), "--errors", str(spec)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -142,9 +142,18 @@ def test_eval_report_and_grade_with_the_hf_backend(run_dir: Path, tmp_path: Path
 
 
 def test_sampled_mode_and_a_source_override(tmp_path: Path) -> None:
-    cfg = load_config(None, {**SETTINGS, "eval.n": 3, "eval.temperature": 1.0, "eval.pass_k": [1, 2, 8],
-                             "eval.backend": "hf", "eval.check_count": False,
-                             "eval.sources": {"math500": str(FIXTURES / "math500-mini.jsonl")}})  # fmt: skip
+    cfg = load_config(
+        None,
+        {
+            **SETTINGS,
+            "eval.n": 3,
+            "eval.temperature": 1.0,
+            "eval.pass_k": [1, 2, 8],
+            "eval.backend": "hf",
+            "eval.check_count": False,
+            "eval.sources": {"math500": str(FIXTURES / "math500-mini.jsonl")},
+        },
+    )
     out = run(cfg, ["builtin:tiny"], ["math500"], tmp_path / "eval")
     metrics = json.loads((out / "builtin-tiny" / "math500" / "metrics.json").read_text())
     assert {"avg@3", "pass@1", "pass@2"} <= set(metrics) and "pass@8" not in metrics
@@ -176,8 +185,10 @@ def test_evaluate_pair_labels_by_step_and_refuses_a_whole_run(run_dir: Path, tmp
 def test_a_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "emtune", "eval", "--model", str(tmp_path / "nope"), "--benchmarks", "demo-arith"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
@@ -196,10 +207,26 @@ def test_the_installed_emtune_evaluates_with_vllm_like_the_hf_backend(run_dir: P
         )
     out = tmp_path / "eval"
     result = subprocess.run(
-        [sys.executable, "-m", "emtune", "eval", "--model", str(run_dir), "--benchmarks", ",".join(BENCHMARKS),
-         "--backend", "vllm", "--out", str(out), *SETS],
-        capture_output=True, text=True, timeout=1500, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "emtune",
+            "eval",
+            "--model",
+            str(run_dir),
+            "--benchmarks",
+            ",".join(BENCHMARKS),
+            "--backend",
+            "vllm",
+            "--out",
+            str(out),
+            *SETS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     check_eval_output(out, {"step-0": 0, "step-2": 2}, "vllm")
     assert "vLLM: 8/8 prompts generated" in result.stderr
@@ -210,15 +237,27 @@ def test_the_installed_emtune_evaluates_with_vllm_like_the_hf_backend(run_dir: P
     check_report(tmp_path / "report", ["step-0", "step-2"])
 
     hf = tmp_path / "hf"
-    cli("eval", "--model", str(run_dir), "--benchmarks", ",".join(BENCHMARKS), "--backend", "hf", "--out", str(hf),
-        *SETS)  # fmt: skip
+    cli(
+        "eval",
+        "--model",
+        str(run_dir),
+        "--benchmarks",
+        ",".join(BENCHMARKS),
+        "--backend",
+        "hf",
+        "--out",
+        str(hf),
+        *SETS,
+    )
     for label in ("step-0", "step-2"):
         for name in BENCHMARKS:
             by_backend = [
-                (json.loads((root / label / name / "metrics.json").read_text()),
-                 [json.loads(line) for line in (root / label / name / "samples.jsonl").read_text().splitlines()])
+                (
+                    json.loads((root / label / name / "metrics.json").read_text()),
+                    [json.loads(line) for line in (root / label / name / "samples.jsonl").read_text().splitlines()],
+                )
                 for root in (out, hf)
-            ]  # fmt: skip
+            ]
             (vllm_metrics, vllm_samples), (hf_metrics, hf_samples) = by_backend
             assert (vllm_metrics["dtype"], vllm_metrics["sampling"]) == (hf_metrics["dtype"], hf_metrics["sampling"])
             assert vllm_metrics["dtype"] == "float32"
@@ -320,6 +359,10 @@ def test_labels_that_collide_get_their_run_name(run_dir: Path, tmp_path: Path) -
     shutil.copytree(run_dir / "step-2", other / "step-2")
     refs = expand_models([str(run_dir), str(other), "builtin:tiny"], StoreConfig())
     assert [(r.label, r.step) for r in refs] == [
-        ("step-0", 0), (f"{run_dir.name}-step-2", 2), ("other-run-step-2", 2), ("builtin-tiny", 0)]  # fmt: skip
+        ("step-0", 0),
+        (f"{run_dir.name}-step-2", 2),
+        ("other-run-step-2", 2),
+        ("builtin-tiny", 0),
+    ]
     with pytest.raises(ModelError, match="more than once"):
         expand_models(["builtin:tiny", "builtin:tiny"], StoreConfig())

@@ -11,9 +11,15 @@ from emtune.evaluate.runner import run as evaluate
 from emtune.report.build import run as report
 
 SETTINGS = {
-    "eval.backend": "hf", "eval.prompt_format": "chat", "eval.limit": 24, "eval.n": 3, "eval.temperature": 1.0,
-    "eval.max_new_tokens": 12, "eval.pass_k": [1], "eval.grading_workers": 1,
-}  # fmt: skip
+    "eval.backend": "hf",
+    "eval.prompt_format": "chat",
+    "eval.limit": 24,
+    "eval.n": 3,
+    "eval.temperature": 1.0,
+    "eval.max_new_tokens": 12,
+    "eval.pass_k": [1],
+    "eval.grading_workers": 1,
+}
 
 
 def _lines(path: Path) -> list[dict]:

@@ -33,18 +33,34 @@ def test_one_benchmark_of_each_kind_end_to_end(tmp_path: Path) -> None:
     (kk_spec,) = write_kk_benchmarks(tmp_path / "kk", [4], 2, 5)
     config = {
         "eval": {
-            "backend": "hf", "max_new_tokens": 16, "grading_workers": 1, "batch_size": 4, "check_count": False,
+            "backend": "hf",
+            "max_new_tokens": 16,
+            "grading_workers": 1,
+            "batch_size": 4,
+            "check_count": False,
             "benchmark_sampling": False,  # the specs' 3,072-4,096 tokens would take minutes on the random model
-            "sources": {"humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
-                        "math500": str(FIXTURES / "math500-mini.jsonl"), "kk-4": str(kk_spec.with_suffix(".jsonl"))},
+            "sources": {
+                "humaneval": str(FIXTURES / "humaneval-mini.jsonl"),
+                "math500": str(FIXTURES / "math500-mini.jsonl"),
+                "kk-4": str(kk_spec.with_suffix(".jsonl")),
+            },
             "sandbox": {"concurrency": 2},
         }
-    }  # fmt: skip
+    }
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(config))
     out = tmp_path / "eval"
-    cli("eval", "--model", "builtin:tiny", "--benchmarks", "humaneval,kk-4,math500", "--config", str(config_file),
-        "--out", str(out))  # fmt: skip
+    cli(
+        "eval",
+        "--model",
+        "builtin:tiny",
+        "--benchmarks",
+        "humaneval,kk-4,math500",
+        "--config",
+        str(config_file),
+        "--out",
+        str(out),
+    )
 
     kinds = {}
     for name, items in (("humaneval", 2), ("kk-4", 2), ("math500", 3)):

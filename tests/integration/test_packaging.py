@@ -31,10 +31,22 @@ main()
 @pytest.mark.slow
 def test_wheel_compiles_the_pipeline_and_ships_benchmarks(tmp_path: Path) -> None:
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(REPO)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(tmp_path.glob("emtune-*.whl"))
     unpacked = tmp_path / "unpacked"
@@ -44,8 +56,11 @@ def test_wheel_compiles_the_pipeline_and_ships_benchmarks(tmp_path: Path) -> Non
         assert (unpacked / "emtune" / "dashboard" / asset).is_file(), asset
     out = tmp_path / "pipeline.yaml"
     probe = subprocess.run(
-        [sys.executable, "-c", PROBE, str(unpacked), str(out)], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", PROBE, str(unpacked), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert "emtune-pipeline" in out.read_text()

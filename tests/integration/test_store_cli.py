@@ -57,8 +57,19 @@ def test_push_reads_the_step_from_the_folder_and_refuses_a_conflicting_one(
     s3_server, s3_store_config, s3_bucket, make_step_dir
 ):
     folder = make_step_dir(4)
-    result = runner.invoke(app, ["ckpt", "push", str(folder), f"s3://{s3_bucket}/r/step-3", "--endpoint-url",
-                                 s3_store_config.endpoint_url, "--set", "store.path_style=true"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "ckpt",
+            "push",
+            str(folder),
+            f"s3://{s3_bucket}/r/step-3",
+            "--endpoint-url",
+            s3_store_config.endpoint_url,
+            "--set",
+            "store.path_style=true",
+        ],
+    )
     assert "conflicting steps" in str(result.exception)
     ckpt("push", str(folder), f"s3://{s3_bucket}/r", cfg=s3_store_config)
     manifest = open_store(f"s3://{s3_bucket}/r", s3_store_config).read_manifest(4)
@@ -87,8 +98,18 @@ def test_ls_of_a_store_that_does_not_exist_says_so(tmp_path):
 
 @pytest.mark.parametrize("s3_server", ["moto"], indirect=True)
 def test_ls_of_an_empty_s3_prefix_says_it_does_not_exist(s3_server, s3_store_config, s3_bucket):
-    result = runner.invoke(app, ["ckpt", "ls", f"s3://{s3_bucket}/nothing-here", "--endpoint-url",
-                                 s3_store_config.endpoint_url, "--set", "store.path_style=true"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "ckpt",
+            "ls",
+            f"s3://{s3_bucket}/nothing-here",
+            "--endpoint-url",
+            s3_store_config.endpoint_url,
+            "--set",
+            "store.path_style=true",
+        ],
+    )
     assert f"store s3://{s3_bucket}/nothing-here does not exist" in str(result.exception)
 
 

@@ -20,11 +20,26 @@ def push_command(folder, uri, cfg):
     # One part in flight at a time, 5 MiB parts, at most 16 MB/s: the 48 MiB file takes three seconds or more
     # whatever the machine's load, a wide window to kill in.
     return [
-        sys.executable, "-m", "emtune", "ckpt", "push", str(folder), uri,
-        "--endpoint-url", cfg.endpoint_url, "--set", "store.path_style=true", "--set", "store.max_concurrency=1",
-        "--set", "store.multipart_threshold_mb=5", "--set", "store.part_size_mb=5",
-        "--set", "store.max_bandwidth_mbps=16",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "emtune",
+        "ckpt",
+        "push",
+        str(folder),
+        uri,
+        "--endpoint-url",
+        cfg.endpoint_url,
+        "--set",
+        "store.path_style=true",
+        "--set",
+        "store.max_concurrency=1",
+        "--set",
+        "store.multipart_threshold_mb=5",
+        "--set",
+        "store.part_size_mb=5",
+        "--set",
+        "store.max_bandwidth_mbps=16",
+    ]
 
 
 def test_killed_push_is_not_complete_and_a_rerun_finishes_it(

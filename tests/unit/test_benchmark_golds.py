@@ -63,9 +63,19 @@ def test_math_verify_accepts_the_correct_answer_against_the_normalised_gold(name
 
 @pytest.mark.parametrize(
     ("gold", "expected"),
-    [("-1./3", "-1/3"), ("2.5", "2.5"), ("17.5%", "17.5"), ("50\\%", "50"), ("t(0,4]", "(0,4]"),
-     ("x \\in [1, 2)", "[1, 2)"), ("(0,4]", "(0,4]"), ("f(x)", "f(x)"), ("\\$8", "\\$8"), ("a+$ $b", "a+ b"),
-     ("(1,2),(3,4)", "(1,2),(3,4)")],
-)  # fmt: skip
+    [
+        ("-1./3", "-1/3"),
+        ("2.5", "2.5"),
+        ("17.5%", "17.5"),
+        ("50\\%", "50"),
+        ("t(0,4]", "(0,4]"),
+        ("x \\in [1, 2)", "[1, 2)"),
+        ("(0,4]", "(0,4]"),
+        ("f(x)", "f(x)"),
+        ("\\$8", "\\$8"),
+        ("a+$ $b", "a+ b"),
+        ("(1,2),(3,4)", "(1,2),(3,4)"),
+    ],
+)
 def test_normalise_gold_changes_only_what_it_names(gold: str, expected: str) -> None:
     assert normalise_gold(gold) == expected

@@ -30,14 +30,17 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 EXPECTED = {
-    "math500": (["test/prealgebra/1.json", "test/prealgebra/2.json", "test/prealgebra/3.json"],
-                "What is $1+2$?", ["3", "\\frac{3}{4}", "\\$8"]),
+    "math500": (
+        ["test/prealgebra/1.json", "test/prealgebra/2.json", "test/prealgebra/3.json"],
+        "What is $1+2$?",
+        ["3", "\\frac{3}{4}", "\\$8"],
+    ),
     "minerva_math": (["0", "1", "2"], "A ball falls for 2 s", ["20", "h \\nu^{\\frac{1}{2}\\cdot 2}", "\\frac{1}{2}"]),
     "olympiadbench": (["101", "102", "103"], "Find all $x$ with $x^2=4$.", ["2,-2", "1024", "\\frac{n(n+1)}{2}"]),
     "amc23": (["0", "1", "2"], "What is $3 \\times 9$?", ["27", "-1", "2.5"]),
     "aime24": (["60", "61", "62"], "Find the remainder when", ["6", "025", "110"]),
     "aime25": (["0", "1", "2"], "Find the sum of the first", ["55", "90^\\circ", "49"]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -171,14 +174,20 @@ def test_kinds_of_the_builtins() -> None:
 def test_a_code_benchmark_from_a_users_file(tmp_path: Path, registry: None) -> None:
     rows = [
         {"task": "m1", "text": "Write add(a, b).", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]},
-        {"task": "m2", "text": "Write neg(x).", "test_list": ["def check(f):", "    assert f(1) == -1"],
-         "entry_point": "neg"},
-    ]  # fmt: skip
+        {
+            "task": "m2",
+            "text": "Write neg(x).",
+            "test_list": ["def check(f):", "    assert f(1) == -1"],
+            "entry_point": "neg",
+        },
+    ]
     (tmp_path / "mbpp.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     spec = tmp_path / "mbpp.yaml"
-    spec.write_text("name: mbpp-mine\nkind: code\nsource: mbpp.jsonl\nquestion_field: text\ntests_field: test_list\n"
-                    "entry_point_field: entry_point\nid_field: task\n"
-                    "prompt: '{question} Use a code block.'\n")  # fmt: skip
+    spec.write_text(
+        "name: mbpp-mine\nkind: code\nsource: mbpp.jsonl\nquestion_field: text\ntests_field: test_list\n"
+        "entry_point_field: entry_point\nid_field: task\n"
+        "prompt: '{question} Use a code block.'\n"
+    )
     benchmark = load_benchmark(str(spec))
     assert benchmark.kind == "code" and [item.id for item in benchmark.items] == ["m1", "m2"]
     assert benchmark.items[0].gold == "assert add(1, 2) == 3\nassert add(0, 0) == 0\n"

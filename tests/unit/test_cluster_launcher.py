@@ -31,9 +31,13 @@ from emtune.errors import TrainingError
 # that is only running carries no condition at all: Trainer v2.3 sets no "Created" or "Running".
 def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
     return {
-        "type": kind, "status": status, "reason": reason, "message": message,
-        "lastTransitionTime": "2026-11-27T07:00:00Z", "observedGeneration": 1,
-    }  # fmt: skip
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-11-27T07:00:00Z",
+        "observedGeneration": 1,
+    }
 
 
 COMPLETE = condition("Complete", "True", "AllJobsCompleted", "jobset completed successfully")

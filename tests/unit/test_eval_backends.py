@@ -18,9 +18,13 @@ from emtune.evaluate.backends.vllm import VLLMBackend, engine_args, replica_seed
 
 @pytest.mark.parametrize(
     ("saved", "requested", "expected"),
-    [({"dtype": "bfloat16"}, "auto", "bfloat16"), ({"torch_dtype": "float16"}, "auto", "float16"),
-     ({}, "auto", "float32"), ({"dtype": "bfloat16"}, "float32", "float32")],
-)  # fmt: skip
+    [
+        ({"dtype": "bfloat16"}, "auto", "bfloat16"),
+        ({"torch_dtype": "float16"}, "auto", "float16"),
+        ({}, "auto", "float32"),
+        ({"dtype": "bfloat16"}, "float32", "float32"),
+    ],
+)
 def test_eval_dtype_auto_is_the_checkpoint_own(saved: dict, requested: str, expected: str, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", **saved}))
     assert resolve_dtype(requested, str(tmp_path)) == expected
@@ -30,9 +34,15 @@ def test_vllm_gets_every_sampling_knob_and_never_the_checkpoint_defaults() -> No
     cfg = load_config(None, {"eval.n": 4, "eval.temperature": 0.6, "eval.top_p": 0.9, "eval.seed": 3}).eval
     params = GenerationParams.from_config(cfg)
     # No per-request seed (vLLM would give sample k the seed `seed + k` on every problem); the worker reseeds.
-    assert sampling_args(params, [2, 5]) == {"n": 4, "temperature": 0.6, "top_p": 0.9, "top_k": 0,
-                                             "repetition_penalty": 1.0, "max_tokens": cfg.max_new_tokens,
-                                             "stop_token_ids": [2, 5]}  # fmt: skip
+    assert sampling_args(params, [2, 5]) == {
+        "n": 4,
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "max_tokens": cfg.max_new_tokens,
+        "stop_token_ids": [2, 5],
+    }
     greedy = GenerationParams.from_config(load_config(None, {"eval.top_p": 0.5}).eval)
     assert sampling_args(greedy, [])["top_p"] == 1.0 and sampling_args(greedy, [])["temperature"] == 0
     assert replica_seed(3, 0) == 3 and len({replica_seed(s, r) for s in range(4) for r in range(4)}) == 16

@@ -33,8 +33,16 @@ def _processed_first_scores(model: Any, prompts: list[list[int]], pad_id: int, m
         return out
 
     monkeypatch.setattr(RepetitionPenaltyLogitsProcessor, "__call__", spy)
-    generate_batch(model, prompts, seed=0, eos_ids=[pad_id], pad_id=pad_id, max_new_tokens=1, temperature=0.0,
-                   repetition_penalty=PENALTY)  # fmt: skip
+    generate_batch(
+        model,
+        prompts,
+        seed=0,
+        eos_ids=[pad_id],
+        pad_id=pad_id,
+        max_new_tokens=1,
+        temperature=0.0,
+        repetition_penalty=PENALTY,
+    )
     assert len(seen) == 1
     return seen[0]
 
@@ -69,8 +77,16 @@ def test_the_ids_sent_to_generate_give_no_pad_to_a_penalty_that_counts_every_id(
         return original(**kwargs)
 
     monkeypatch.setattr(model, "generate", spy)
-    generate_batch(model, [long, short], seed=0, eos_ids=[eos], pad_id=eos, max_new_tokens=1, temperature=0.0,
-                   repetition_penalty=PENALTY)  # fmt: skip
+    generate_batch(
+        model,
+        [long, short],
+        seed=0,
+        eos_ids=[eos],
+        pad_id=eos,
+        max_new_tokens=1,
+        temperature=0.0,
+        repetition_penalty=PENALTY,
+    )
     padded_row = sent[0][1:2]
     assert padded_row.shape[1] > len(short)  # it was padded
     scores = torch.randn(1, model.config.vocab_size, generator=torch.Generator().manual_seed(0))

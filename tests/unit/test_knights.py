@@ -76,8 +76,10 @@ def test_sizes_outside_2_to_8_are_refused() -> None:
         knights.generate(9, random.Random(0))
     result = subprocess.run(
         [sys.executable, "-m", "emtune", "benchmarks", "kk", "--out", "/nonexistent/x", "--people", "1-3"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2 and "--people '1-3'" in result.stderr and not Path("/nonexistent/x").exists()
 
 

@@ -97,10 +97,13 @@ def test_prep_never_deletes_its_source_or_a_users_folder(emtune_cli, tmp_path: P
     shutil.copy(PROMPTS, data / "x.jsonl")
     before, mine_before = snapshot(data), snapshot(mine)
     for extra in ([], ["--overwrite"]):
-        refused(emtune_cli("prep", "--source", str(data / "x.jsonl"), "--index", "0", "--out", str(data), *extra),
-                "holds the input")  # fmt: skip
-        refused(emtune_cli("prep", "--source", str(data / "x.jsonl"), "--index", "0", "--out", str(mine), *extra),
-                "mine")  # fmt: skip
+        refused(
+            emtune_cli("prep", "--source", str(data / "x.jsonl"), "--index", "0", "--out", str(data), *extra),
+            "holds the input",
+        )
+        refused(
+            emtune_cli("prep", "--source", str(data / "x.jsonl"), "--index", "0", "--out", str(mine), *extra), "mine"
+        )
     assert snapshot(data) == before and snapshot(mine) == mine_before
 
     out = tmp_path / "prompts"
@@ -212,8 +215,23 @@ def test_grade_never_writes_over_its_samples(emtune_cli, tmp_path: Path) -> None
 
 def test_eval_replaces_its_own_earlier_results_only_on_overwrite(emtune_cli, tmp_path: Path, model_dir: Path) -> None:
     out = tmp_path / "eval"
-    args = ("eval", "--model", str(model_dir), "--benchmarks", "demo-arith", "--limit", "1", "--backend", "hf",
-            "--max-new-tokens", "4", "--set", "eval.grading_workers=1", "--out", str(out))  # fmt: skip
+    args = (
+        "eval",
+        "--model",
+        str(model_dir),
+        "--benchmarks",
+        "demo-arith",
+        "--limit",
+        "1",
+        "--backend",
+        "hf",
+        "--max-new-tokens",
+        "4",
+        "--set",
+        "eval.grading_workers=1",
+        "--out",
+        str(out),
+    )
     assert emtune_cli(*args).code == 0
     (out / "note.txt").write_text("left by an earlier run")
     refused(emtune_cli(*args), "--overwrite")

@@ -15,8 +15,13 @@ from transformers import GenerationConfig
 from emtune.config import load_config
 
 PAPER = Path(__file__).resolve().parents[2] / "configs" / "paper.yaml"
-SEED_GENERATE_CALL = {"max_new_tokens": 512, "do_sample": True, "top_p": 0.95, "temperature": 0.5,
-                      "repetition_penalty": 1.15}  # fmt: skip
+SEED_GENERATE_CALL = {
+    "max_new_tokens": 512,
+    "do_sample": True,
+    "top_p": 0.95,
+    "temperature": 0.5,
+    "repetition_penalty": 1.15,
+}
 
 
 def test_paper_yaml_resolves_to_the_seed_generate_call() -> None:
@@ -24,8 +29,13 @@ def test_paper_yaml_resolves_to_the_seed_generate_call() -> None:
     seed = GenerationConfig(**SEED_GENERATE_CALL)
     seed.update(**GenerationConfig._get_default_generation_params(), defaults_only=True)
     train = load_config(PAPER).train
-    resolved = {"temperature": train.temperature, "top_p": train.top_p, "top_k": train.top_k,
-                "repetition_penalty": train.repetition_penalty, "max_new_tokens": train.max_new_tokens}  # fmt: skip
+    resolved = {
+        "temperature": train.temperature,
+        "top_p": train.top_p,
+        "top_k": train.top_k,
+        "repetition_penalty": train.repetition_penalty,
+        "max_new_tokens": train.max_new_tokens,
+    }
     assert resolved == {key: getattr(seed, key) for key in resolved}
     assert seed.top_k == 50 and seed.do_sample  # the default the seed inherits; emtune's own default is off (0)
     assert load_config(None).train.top_k == 0

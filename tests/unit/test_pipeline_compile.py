@@ -107,9 +107,13 @@ def test_graph_tasks_and_dependencies(tmp_path: Path) -> None:
     assert set(tasks) == {"prep", branches, "eval-pairs", loop, "report", promote}
     depends = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
     assert depends == {
-        "prep": set(), branches: {"prep"}, "eval-pairs": {branches}, loop: {"eval-pairs"}, "report": {loop, branches},
+        "prep": set(),
+        branches: {"prep"},
+        "eval-pairs": {branches},
+        loop: {"eval-pairs"},
+        "report": {loop, branches},
         promote: {"report"},
-    }  # fmt: skip
+    }
     assert set(inner) == {"evaluate"}
     # The fan-out iterates over the (checkpoint, step, benchmark) pairs of whichever train task ran, handed on
     # by a pass-through task (see test_pipeline_ir_check)...

@@ -34,7 +34,11 @@ def test_the_log_file_gets_every_line_without_colour_and_the_terminal_only_task_
     assert "\x1b" not in log.getvalue() and "    step 1 loss 2.0" in log.getvalue()
     assert len(log.getvalue().splitlines()) == 10
     assert [(e.task, e.status) for e in events] == [
-        ("prep", "started"), ("prep", "SUCCESS"), ("train", "started"), ("train", "SUCCESS")]  # fmt: skip
+        ("prep", "started"),
+        ("prep", "SUCCESS"),
+        ("train", "started"),
+        ("train", "SUCCESS"),
+    ]
     assert all(e.seconds is not None and e.seconds >= 0 for e in events if e.status != "started")
     assert terminal.getvalue() == ""
 
@@ -47,8 +51,11 @@ def test_verbose_echoes_the_stream_without_colour_off_a_terminal() -> None:
 
 def test_a_failed_task_with_a_user_error_becomes_its_one_line() -> None:
     stream = ExecutorLog(io.StringIO(), lambda event: None)
-    traceback = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
-                 "emtune.data.sources.SourceNotFound: source file 'gone.jsonl' does not exist"]  # fmt: skip
+    traceback = [
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "emtune.data.sources.SourceNotFound: source file 'gone.jsonl' does not exist",
+    ]
     feed(stream, kfp_task("prep", "FAILURE", *traceback))
     error = stream.failure(RuntimeError("Task 'prep' finished with status FAILURE"), Path("/runs/x/pipeline.log"))
     assert error is not None

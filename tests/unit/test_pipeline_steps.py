@@ -19,9 +19,13 @@ def test_default_pairs_are_base_model_and_every_saved_step() -> None:
     cfg = load_config(None, {"eval.benchmarks": ["demo-arith", "demo-algebra"], "model.path": "org/base"})
     pairs = eval_pairs(cfg, SAVED)
     assert [(p["step"], p["benchmark"]) for p in pairs] == [
-        (0, "demo-arith"), (0, "demo-algebra"), (5, "demo-arith"), (5, "demo-algebra"),
-        (10, "demo-arith"), (10, "demo-algebra"),
-    ]  # fmt: skip
+        (0, "demo-arith"),
+        (0, "demo-algebra"),
+        (5, "demo-arith"),
+        (5, "demo-algebra"),
+        (10, "demo-arith"),
+        (10, "demo-algebra"),
+    ]
     assert {p["model"] for p in pairs} == {"org/base", *SAVED.values()}
 
 

@@ -93,9 +93,18 @@ def test_cron_expressions() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["0 61 * * *", "0 0 25 * * *", "0 3 * *", "0 0 3 * * * 2027", "0 0 3 31 2-13 *", "0 0 L * * *",
-     "0 0 3 * * 1#2", "H 0 3 * * *", "@every-day"],
-)  # fmt: skip
+    [
+        "0 61 * * *",
+        "0 0 25 * * *",
+        "0 3 * *",
+        "0 0 3 * * * 2027",
+        "0 0 3 31 2-13 *",
+        "0 0 L * * *",
+        "0 0 3 * * 1#2",
+        "H 0 3 * * *",
+        "@every-day",
+    ],
+)
 def test_invalid_cron_schedules_fail_at_submit(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="not a valid cron schedule"):
         cron_expression(text)
@@ -116,8 +125,10 @@ def test_a_local_data_source_cannot_be_submitted_to_a_cluster(source: str, tmp_p
 
 
 def test_an_eval_sources_key_that_names_no_benchmark_fails_before_compiling(tmp_path: Path) -> None:
-    cfg = load_config(None, {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"],
-                             "eval.sources": {"demo-arithm": "s3://b/sets/"}})  # fmt: skip
+    cfg = load_config(
+        None,
+        {"store.uri": "s3://b/p", "eval.benchmarks": ["demo-arith"], "eval.sources": {"demo-arithm": "s3://b/sets/"}},
+    )
     with pytest.raises(ConfigError, match=r"eval\.sources key 'demo-arithm' names no benchmark; known: .*demo-arith"):
         build_request(cfg, tmp_path / "p.yaml", host="http://kfp")
     assert not (tmp_path / "p.yaml").exists()

@@ -269,9 +269,12 @@ def test_uninstall_removes_only_the_schedules_sync_created(package: Path, config
     assert remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline") == []  # nothing yet
     run_sync(kfp, package, config, {"schedules": [NIGHTLY, WEEKLY]})
     kfp.recurring["theirs"] = SimpleNamespace(
-        recurring_run_id="theirs", display_name="mine", description="made by hand", status="ENABLED",
+        recurring_run_id="theirs",
+        display_name="mine",
+        description="made by hand",
+        status="ENABLED",
         experiment_id=kfp.experiments["emtune"],
-    )  # fmt: skip
+    )
     kfp.mutations.clear()
     deleted = remove_schedules(kfp, experiment="emtune", pipeline_name="emtune-pipeline")
     assert sorted(deleted) == ["nightly", "weekly"]

@@ -133,8 +133,11 @@ def test_shards_partition_the_problems(tmp_path: Path) -> None:
 
 
 def test_prompt_set_reads_what_prep_wrote(tmp_path: Path) -> None:
-    out = prep.run(config(PROMPTS / "questions.jsonl", tmp_path, field="question", mode="multi_shot",
-                          prompt_format="qwen25-math-cot"))  # fmt: skip
+    out = prep.run(
+        config(
+            PROMPTS / "questions.jsonl", tmp_path, field="question", mode="multi_shot", prompt_format="qwen25-math-cot"
+        )
+    )
     for path in (out, out / "prompts.parquet"):
         prompt_set = read_prompt_set(path, field="question")  # prep's file always says "problem"
         assert prompt_set.problems == ["What is $6 \\cdot 7$?", "What is $9-4$?"]
@@ -232,16 +235,36 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_prep_reports_rows_and_unique_problems(replicated_parquet: Path, tmp_path: Path) -> None:
-    done = run_cli("prep", "--source", str(replicated_parquet), "--mode", "one_shot", "--index", "0",
-                   "--out", str(tmp_path / "x"), cwd=tmp_path)  # fmt: skip
+    done = run_cli(
+        "prep",
+        "--source",
+        str(replicated_parquet),
+        "--mode",
+        "one_shot",
+        "--index",
+        "0",
+        "--out",
+        str(tmp_path / "x"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "12 rows → 1 unique problem → 1 prompt (one_shot: index 0; format chat)" in done.stderr
     assert (tmp_path / "x" / "prompts.parquet").is_file() and str(tmp_path / "x") in done.stdout
 
 
 def test_cli_bad_shard_exits_2_with_one_line(tmp_path: Path) -> None:
-    done = run_cli("prep", "--source", str(PROMPTS / "problems.jsonl"), "--mode", "multi_shot", "--shard", "3/2",
-                   "--out", str(tmp_path / "x"), cwd=tmp_path)  # fmt: skip
+    done = run_cli(
+        "prep",
+        "--source",
+        str(PROMPTS / "problems.jsonl"),
+        "--mode",
+        "multi_shot",
+        "--shard",
+        "3/2",
+        "--out",
+        str(tmp_path / "x"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     assert "shard '3/2'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
@@ -249,9 +272,12 @@ def test_cli_bad_shard_exits_2_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "field"),
-    [({"field": "problme"}, "problme"), ({"id_field": "uid"}, "uid"), ({"answer_field": "reward_model.truth"},
-     "reward_model.truth")],
-)  # fmt: skip
+    [
+        ({"field": "problme"}, "problme"),
+        ({"id_field": "uid"}, "uid"),
+        ({"answer_field": "reward_model.truth"}, "reward_model.truth"),
+    ],
+)
 def test_a_mistyped_field_name_is_an_error_listing_the_fields(data: dict[str, Any], field: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(DataError, match=rf"has no field '{field}'; fields: .*problem") as err:

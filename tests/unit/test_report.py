@@ -25,9 +25,21 @@ def write_eval_run(root, accuracy=ACCURACY):
         for benchmark, value in per_benchmark.items():
             folder = root / label / benchmark
             folder.mkdir(parents=True)
-            metrics = {"label": label, "step": step, "benchmark": benchmark, "accuracy": value, "avg@1": value,
-                       "pass@1": value, "items": 10, "samples": 10, "mean_tokens": 12.5, "truncated_fraction": 0.1,
-                       "timeouts": 1, "tokens_per_s": 100.0, "model": f"file:///runs/x/{label}"}  # fmt: skip
+            metrics = {
+                "label": label,
+                "step": step,
+                "benchmark": benchmark,
+                "accuracy": value,
+                "avg@1": value,
+                "pass@1": value,
+                "items": 10,
+                "samples": 10,
+                "mean_tokens": 12.5,
+                "truncated_fraction": 0.1,
+                "timeouts": 1,
+                "tokens_per_s": 100.0,
+                "model": f"file:///runs/x/{label}",
+            }
             (folder / "metrics.json").write_text(json.dumps(metrics))
     return root
 
@@ -67,8 +79,10 @@ def test_average_needs_every_benchmark_and_no_step0_means_no_deltas():
 
 
 def test_best_step_tie_goes_to_the_earliest():
-    rows = [{"label": "step-3", "step": 3, "benchmark": "a", "accuracy": 0.5},
-            {"label": "step-1", "step": 1, "benchmark": "a", "accuracy": 0.5}]  # fmt: skip
+    rows = [
+        {"label": "step-3", "step": 3, "benchmark": "a", "accuracy": 0.5},
+        {"label": "step-1", "step": 1, "benchmark": "a", "accuracy": 0.5},
+    ]
     assert build_table(rows).best("a").label == "step-1"
 
 
@@ -83,8 +97,13 @@ def test_report_files_from_saved_metrics(tmp_path):
     out = run([eval_dir], tmp_path / "report", metrics_jsonl=[train_metrics])
 
     assert sorted(p.name for p in out.iterdir()) == [
-        ".emtune-output.json", "accuracy_vs_step.png", "entropy_vs_step.png", "report.html", "report.md",
-        "results.json"]  # fmt: skip
+        ".emtune-output.json",
+        "accuracy_vs_step.png",
+        "entropy_vs_step.png",
+        "report.html",
+        "report.md",
+        "results.json",
+    ]
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(PNG)
     results = json.loads((out / "results.json").read_text())

@@ -25,11 +25,21 @@ def test_statistics_are_exact_over_every_logit():
     stats, sample = model_logits("builtin:tiny", PROMPTS, cfg)
     tokenizer, model = load_tokenizer("builtin:tiny"), load_model("builtin:tiny")
     with torch.no_grad():
-        values = np.concatenate([
-            model(**tokenizer(format_prompt(p, cfg.eval.prompt_format, tokenizer), add_special_tokens=False,
-                              return_tensors="pt")).logits.flatten().double().numpy()
-            for p in PROMPTS
-        ])  # fmt: skip
+        values = np.concatenate(
+            [
+                model(
+                    **tokenizer(
+                        format_prompt(p, cfg.eval.prompt_format, tokenizer),
+                        add_special_tokens=False,
+                        return_tensors="pt",
+                    )
+                )
+                .logits.flatten()
+                .double()
+                .numpy()
+                for p in PROMPTS
+            ]
+        )
     centred = values - values.mean()
     assert stats["count"] == values.size
     assert stats["mean"] == pytest.approx(values.mean(), rel=1e-6)
@@ -49,9 +59,21 @@ def test_two_models_compared_through_the_cli(tmp_path: Path):
     prompts.write_text("".join(json.dumps({"problem": p}) + "\n" for p in PROMPTS))
 
     result = CliRunner().invoke(
-        app, ["report", "logits", "--model", "builtin:tiny", "--model", str(shifted), "--prompts", str(prompts),
-              "--out", str(tmp_path / "logits")], catch_exceptions=False,
-    )  # fmt: skip
+        app,
+        [
+            "report",
+            "logits",
+            "--model",
+            "builtin:tiny",
+            "--model",
+            str(shifted),
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "logits"),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "logits"
     assert sorted(p.name for p in out.iterdir()) == [".emtune-output.json", "logits.json", "logits.md", "logits.png"]
